@@ -1,0 +1,3 @@
+"""pvg: prover-verifier games ("checkability training") for GSM-style math."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,321 @@
+"""Runs the game's rounds and owns the run folder (DESIGN.md, "One round").
+
+Phases, each checkpointed and recorded in `state.json` when done: `initial` (the warm-started
+prover's samples seed the pool), then per round K: `K/verifier`, `K/prover`, `K/sample`, `K/eval`.
+A resumed run skips finished phases (loading their checkpoints) and re-runs an unfinished one from
+its start; every random draw is seeded from (seed, round, phase, step), so the re-run is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import ray
+
+from pvg.actors import ProverActor, VerifierActor, make_group
+from pvg.config import PvgConfig, load_config
+from pvg.dataset import load_split
+from pvg.errors import PvgError
+from pvg.grading import extract_answer, is_correct
+from pvg.metrics import legibility_metrics
+from pvg.pool import INITIAL, PoolRow, mixture_pairs, read_rounds, write_round
+from pvg.progress import console, progress_bar
+from pvg.rewards import compute_rewards
+from pvg.roles import ROLES, verifier_text
+from pvg.runfolder import RunFolder, RunLock, write_atomic
+from pvg.warmstart import run_warmstart
+
+ROUND_KEYS = [
+    "round", "helpful_pass_rate", "sneaky_incorrect_rate", "verifier_auroc", "verifier_completeness",
+    "verifier_soundness", "sneaky_fool_rate", "steps_to_exploit", "exploited", "kl_to_init",
+    "helpful_mean_tokens", "sneaky_mean_tokens", "verifier_phase_s", "prover_phase_s",
+]
+
+
+def seed_for(*parts) -> int:
+    return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    if ray.is_initialized():
+        return
+    kwargs = dict(ignore_reinit_error=True, include_dashboard=False, log_to_driver=True,
+                  runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+class Orchestrator:
+    def __init__(self, cfg: PvgConfig, run_dir: Path, *, resume: bool = False, address: str | None = None,
+                 progress: bool = True):
+        self.cfg, self.address, self.progress = cfg, address, progress and cfg.logging.progress
+        self.rf = RunFolder(run_dir)
+        self.resume = resume
+        self.tb = None
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def for_resume(cls, run_dir: Path, **kw) -> "Orchestrator":
+        rf = RunFolder(run_dir)
+        if not rf.config_path.is_file():
+            raise PvgError(f"{run_dir} is not a pvg run folder (no config.yaml); start a run with `pvg train CONFIG`")
+        return cls(load_config(rf.config_path), run_dir, resume=True, **kw)
+
+    def _prepare_folder(self) -> None:
+        rf = self.rf
+        if not self.resume:
+            if rf.path.exists() and any(rf.path.iterdir()):
+                raise PvgError(f"run folder {rf.path} already exists; resume it with `pvg train --resume {rf.path}` "
+                               "or pick another run.name / --run-dir")
+            rf.path.mkdir(parents=True, exist_ok=True)
+            write_atomic(rf.config_path, self.cfg.to_yaml())
+
+    def _open_tb(self) -> None:
+        if self.cfg.logging.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.rf.tb))
+
+    def _log_tb(self, prefix: str, row: dict, step: int) -> None:
+        if self.tb is None:
+            return
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
+                self.tb.add_scalar(f"{prefix}/{k}", v, step)
+            elif isinstance(v, bool):
+                self.tb.add_scalar(f"{prefix}/{k}", int(v), step)
+        self.tb.flush()
+
+    # ------------------------------------------------------------------ the game
+    def run(self) -> dict:
+        self._prepare_folder()
+        lock = RunLock(self.rf.path)
+        lock.acquire()
+        try:
+            return self._run()
+        finally:
+            if self.tb is not None:
+                self.tb.close()
+            lock.release()
+
+    def _run(self) -> dict:
+        cfg, rf = self.cfg, self.rf
+        if rf.summary_path.is_file():
+            summary = json.loads(rf.summary_path.read_text())
+            console.print(f"game already finished: {summary['stop_reason']}")
+            return summary
+        finished = set(rf.finished())
+        rf.truncate_metrics(lambda r: f"{r['round']}/{'prover' if r['kind'] == 'ppo' else 'eval'}" in finished)
+        ws = run_warmstart(cfg, progress=self.progress)
+        write_atomic(rf.path / "warmstart.json", json.dumps(ws.metrics, indent=2))
+        self.sides = load_split(cfg.data, cfg.run.seed)
+        for side, probs in self.sides.items():
+            if len(probs) < 2:
+                raise PvgError(f"the {side} side has {len(probs)} problems; raise data.num_problems")
+        self._open_tb()
+
+        start_ray(self.address)
+        res = cfg.resources
+        tiny = cfg.prover.model is None
+        self.prover = make_group("prover", ProverActor, res.prover, res.placement_strategy, 60,
+                                 ws.prover, ws.prover_tokenizer, cfg.prover, cfg.ppo, tiny).actors[0]
+        self.verifier = make_group("verifier", VerifierActor, res.verifier, res.placement_strategy, 60,
+                                   ws.verifier_base, ws.verifier_tokenizer, cfg.verifier).actors[0]
+
+        if "initial" not in finished:
+            ray.get(self.prover.reset.remote(seed_for(cfg.run.seed, "initial")))
+            rows = self._sample_rows(self.sides["verifier"], INITIAL, "initial", scores_from=None)
+            write_round(rf.pool, INITIAL, rows)
+            rf.mark("initial")
+        summary = None
+        for k in range(cfg.game.max_rounds):
+            row = self._round(k, finished)
+            stop = self._stop_reason(row, k)
+            if stop:
+                summary = self._finish(stop, k)
+                break
+        return summary
+
+    def _round(self, k: int, finished: set[str]) -> dict:
+        cfg, rf = self.cfg, self.rf
+        if f"{k}/eval" in finished:
+            return next(r for r in rf.read_metrics() if r["kind"] == "round" and r["round"] == k)
+        # 1. verifier phase
+        t0 = time.time()
+        if f"{k}/verifier" in finished:
+            ray.get(self.verifier.load.remote(str(rf.ckpt(k, "verifier"))))
+            vstats = rf.phase_info(f"{k}/verifier")
+        else:
+            sources = [INITIAL] + list(range(k))
+            rows = read_rounds(rf.pool, sources)
+            pairs = mixture_pairs(rows, sources, cfg.verifier.solutions_per_problem, cfg.verifier.mixture,
+                                  seed_for(cfg.run.seed, k, "mixture"))
+            if not pairs:
+                raise PvgError("the pool has no problem with both a correct and an incorrect solution; "
+                               "the verifier has nothing to learn from (is the prover warm-started?)")
+            ray.get(self.verifier.reset.remote(seed_for(cfg.run.seed, k, "verifier-init")))
+            with progress_bar(f"round {k}: verifier", 1, self.progress) as advance:
+                vstats = ray.get(self.verifier.train.remote([(p.chosen, p.rejected) for p in pairs],
+                                                            seed_for(cfg.run.seed, k, "verifier-train")))
+                advance(loss=vstats["verifier_loss"])
+            vstats["verifier_phase_s"] = round(time.time() - t0, 2)
+            ray.get(self.verifier.save.remote(str(rf.ckpt(k, "verifier"))))
+            rf.mark(f"{k}/verifier", **vstats)
+        # 2. prover phase
+        if f"{k}/prover" in finished:
+            ray.get(self.prover.load.remote(str(rf.ckpt(k, "prover"))))
+            pstats = rf.phase_info(f"{k}/prover")
+        else:
+            pstats = self._prover_phase(k)
+            ray.get(self.prover.save.remote(str(rf.ckpt(k, "prover"))))
+            rf.mark(f"{k}/prover", **pstats)
+        # 3. fresh samples of both roles on the verifier's half join the pool
+        if f"{k}/sample" not in finished:
+            rows = self._sample_rows(self.sides["verifier"], k, "game", scores_from=self.verifier)
+            write_round(rf.pool, k, rows)
+            rf.mark(f"{k}/sample")
+        # 4. measure on held-out test problems
+        row = self._evaluate(k, vstats, pstats)
+        rf.append_metrics([row])
+        rf.mark(f"{k}/eval")
+        self._log_tb("round", row, k)
+        console.print(
+            f"round {k}: helpful pass {row['helpful_pass_rate']:.0%} · sneaky incorrect {row['sneaky_incorrect_rate']:.0%}"
+            f" · AUROC {row['verifier_auroc']:.3f} · fool rate {row['sneaky_fool_rate']:.0%} · "
+            f"{'exploited at step ' + str(row['steps_to_exploit']) if row['exploited'] else 'no exploit'}"
+            f" · KL {row['kl_to_init']:.2f} · {row['verifier_phase_s'] + row['prover_phase_s']:.0f}s"
+        )
+        return row
+
+    def _problem_batch(self, problems, n: int, seed: int):
+        rng = random.Random(seed)
+        return rng.sample(problems, min(n, len(problems)))
+
+    def _prover_phase(self, k: int) -> dict:
+        cfg, ppo = self.cfg, self.cfg.ppo
+        t0 = time.time()
+        ray.get(self.prover.reset.remote(seed_for(cfg.run.seed, k, "prover-init")))
+        steps_to_exploit, last = None, {}
+        rows = []
+        with progress_bar(f"round {k}: prover PPO", ppo.max_steps, self.progress) as advance:
+            for step in range(ppo.max_steps):
+                problems = self._problem_batch(self.sides["prover"], ppo.problems_per_step,
+                                               seed_for(cfg.run.seed, k, "ppo-problems", step))
+                episodes = [(p, role) for p in problems for role in ROLES for _ in range(ppo.samples_per_problem)]
+                samples = ray.get(self.prover.sample.remote([p.question for p, _ in episodes], [r for _, r in episodes],
+                                                            seed_for(cfg.run.seed, k, "ppo-sample", step)))
+                correct = [is_correct(s["text"], p.answer) for s, (p, _) in zip(samples, episodes)]
+                scores = ray.get(self.verifier.score.remote(
+                    [verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)]))
+                roles = [r for _, r in episodes]
+                rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes], ppo.cgc_v0)
+                stats = ray.get(self.prover.ppo_update.remote(rewards))
+                by_role = {r: [i for i, rr in enumerate(roles) if rr == r] for r in ROLES}
+                sneaky_incorrect = sum(not correct[i] for i in by_role["sneaky"]) / len(by_role["sneaky"])
+                sneaky_score = sum(scores[i] for i in by_role["sneaky"]) / len(by_role["sneaky"])
+                hc = [scores[i] for i in by_role["helpful"] if correct[i]]
+                helpful_correct_score = sum(hc) / len(hc) if hc else float("inf")
+                exploited = sneaky_incorrect >= ppo.exploit_incorrect_rate and sneaky_score >= helpful_correct_score
+                last = {
+                    "kind": "ppo", "round": k, "step": step + 1,
+                    "reward_helpful": sum(rewards[i] for i in by_role["helpful"]) / len(by_role["helpful"]),
+                    "reward_sneaky": sum(rewards[i] for i in by_role["sneaky"]) / len(by_role["sneaky"]),
+                    "helpful_pass_rate": sum(correct[i] for i in by_role["helpful"]) / len(by_role["helpful"]),
+                    "sneaky_incorrect_rate": sneaky_incorrect,
+                    "sneaky_mean_score": sneaky_score,
+                    "helpful_correct_mean_score": helpful_correct_score if hc else None,
+                    **stats,
+                }
+                rows.append(last)
+                self._log_tb(f"ppo/round-{k}", last, step + 1)
+                advance(reward_h=last["reward_helpful"], reward_s=last["reward_sneaky"], kl=stats["kl_to_init"])
+                if exploited:
+                    steps_to_exploit = step + 1
+                    break
+        self.rf.append_metrics(rows)
+        return {
+            "steps_to_exploit": steps_to_exploit,
+            "exploited": steps_to_exploit is not None,
+            "ppo_steps": len(rows),
+            "kl_to_init": last.get("kl_to_init"),
+            "prover_phase_s": round(time.time() - t0, 2),
+        }
+
+    def _sample_rows(self, problems, round_: int, phase: str, scores_from) -> list[PoolRow]:
+        cfg = self.cfg
+        chosen = self._problem_batch(problems, cfg.game.pool_problems_per_round, seed_for(cfg.run.seed, round_, "pool"))
+        episodes = [(p, role, i) for p in chosen for role in ROLES for i in range(cfg.game.pool_samples_per_role)]
+        with progress_bar(f"{'initial' if round_ == INITIAL else f'round {round_}'}: sample pool", 1, self.progress) as adv:
+            samples = ray.get(self.prover.sample.remote([p.question for p, _, _ in episodes], [r for _, r, _ in episodes],
+                                                        seed_for(cfg.run.seed, round_, "pool-sample")))
+            scores = [None] * len(episodes)
+            if scores_from is not None:
+                scores = ray.get(scores_from.score.remote(
+                    [verifier_text(p.question, s["text"]) for s, (p, _, _) in zip(samples, episodes)]))
+            adv()
+        return [
+            PoolRow(problem_id=p.id, round=round_, role=role, question=p.question, text=s["text"],
+                    answer=extract_answer(s["text"]), correct=is_correct(s["text"], p.answer), verifier_score=v,
+                    phase=phase, sample=i, tokens=s["tokens"])
+            for s, (p, role, i), v in zip(samples, episodes, scores)
+        ]
+
+    def _evaluate(self, k: int, vstats: dict, pstats: dict) -> dict:
+        cfg = self.cfg
+        problems = self._problem_batch(self.sides["test"], cfg.game.eval_problems, seed_for(cfg.run.seed, "eval"))
+        episodes = [(p, role) for p in problems for role in ROLES]
+        samples = ray.get(self.prover.sample.remote([p.question for p, _ in episodes], [r for _, r in episodes],
+                                                    seed_for(cfg.run.seed, k, "eval-sample")))
+        scores = ray.get(self.verifier.score.remote([verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)]))
+        correct = [is_correct(s["text"], p.answer) for s, (p, _) in zip(samples, episodes)]
+        roles = [r for _, r in episodes]
+        metrics = legibility_metrics(scores, correct, roles, cfg.verifier.threshold)
+        tokens = {r: [s["tokens"] for s, rr in zip(samples, roles) if rr == r] for r in ROLES}
+        row = {
+            "kind": "round", "round": k, **metrics,
+            "steps_to_exploit": pstats.get("steps_to_exploit"), "exploited": pstats.get("exploited"),
+            "ppo_steps": pstats.get("ppo_steps"), "kl_to_init": pstats.get("kl_to_init"),
+            "helpful_mean_tokens": sum(tokens["helpful"]) / len(tokens["helpful"]),
+            "sneaky_mean_tokens": sum(tokens["sneaky"]) / len(tokens["sneaky"]),
+            "verifier_phase_s": vstats.get("verifier_phase_s"), "prover_phase_s": pstats.get("prover_phase_s"),
+            "verifier_loss": vstats.get("verifier_loss"), "verifier_pair_acc": vstats.get("verifier_pair_acc"),
+            "verifier_pairs": vstats.get("verifier_pairs"), "eval_solutions": len(samples),
+        }
+        return row
+
+    def _stop_reason(self, row: dict, k: int) -> str | None:
+        g = self.cfg.game
+        fooled = row["sneaky_fool_rate"]
+        below = fooled == fooled and fooled < g.fool_rate_bar
+        if g.stop_rule == "no_exploit_and_fool_rate" and not row["exploited"] and below:
+            return (f"round {k}: the sneaky prover no longer fools the verifier (no exploit in {self.cfg.ppo.max_steps} "
+                    f"PPO steps, fool rate {fooled:.1%} < {g.fool_rate_bar:.1%})")
+        if g.stop_rule == "fool_rate" and below:
+            return f"round {k}: sneaky fool rate {fooled:.1%} < {g.fool_rate_bar:.1%}"
+        if k + 1 >= g.max_rounds:
+            return f"reached game.max_rounds={g.max_rounds}"
+        return None
+
+    def _finish(self, reason: str, k: int) -> dict:
+        rounds = [r for r in self.rf.read_metrics() if r["kind"] == "round"]
+        summary = {"stop_reason": reason, "rounds": len(rounds), "last_round": k,
+                   "final": {key: rounds[-1].get(key) for key in ROUND_KEYS} if rounds else {}}
+        write_atomic(self.rf.summary_path, json.dumps(summary, indent=2))
+        console.print(f"[bold]game over:[/] {reason}")
+        return summary
+
+
+def default_run_dir(cfg: PvgConfig) -> Path:
+    return Path(cfg.run.out_dir) / cfg.run.name
+
+
+def clean_partial(run_dir: Path) -> None:
+    for p in run_dir.rglob("*.partial"):
+        shutil.rmtree(p, ignore_errors=True)

@@ -1,0 +1,173 @@
+"""Warm start: make the tiny prover and the tiny verifier's base competent before the game.
+
+The prover learns both roles by supervised training on role-conditioned synthetic solutions
+(helpful → the reference, sneaky → a flawed one); the verifier's base learns the same corpus as a
+language model, so the verifier phase only has to learn to judge, not to read. The result is cached
+under a hash of everything that determines it: a second run (or a resumed one) reuses it.
+A hub model (`prover.model` / `verifier.model` set) is taken as it is: it is already competent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pvg import __version__
+from pvg.config import PvgConfig
+from pvg.dataset import load_split
+from pvg.errors import PvgError
+from pvg.generation import generate
+from pvg.grading import is_correct
+from pvg.models import build_tiny_causal_lm, load_causal_lm, num_params
+from pvg.problems import Problem
+from pvg.progress import console, progress_bar
+from pvg.roles import ROLES, prover_prompt, verifier_text
+from pvg.sft import Example, encode, train_lm
+from pvg.tokenizer import load_tokenizer, train_tokenizer
+
+WARMSTART_FORMAT = 1  # bump when the warm-start recipe changes, so old caches are not reused
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    prover: str  # path or hub id of the initial prover
+    prover_tokenizer: str
+    verifier_base: str  # path or hub id the verifier is re-initialized from every round
+    verifier_tokenizer: str
+    metrics: dict
+
+
+def cache_key(cfg: PvgConfig) -> str:
+    determined_by = {
+        "format": WARMSTART_FORMAT,
+        "seed": cfg.run.seed,
+        "data": cfg.data.model_dump(mode="json"),
+        "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens"}),
+        "verifier": cfg.verifier.model_dump(mode="json", include={"model", "tiny"}),
+        "warmstart": cfg.warmstart.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(determined_by, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def corpus_texts(problems: list[Problem]) -> list[str]:
+    texts = []
+    for p in problems:
+        texts.append(p.question)
+        texts.append(p.compact_reference or p.reference or "")
+        texts.extend(f.compact for f in p.flawed)
+    return texts
+
+
+def sft_examples(problems: list[Problem], sneaky_fraction: float, seed: int) -> list[Example]:
+    """Helpful → reference, sneaky → one of the flawed solutions; sneaky share as configured."""
+    rng = random.Random(seed)
+    out = []
+    for p in problems:
+        solution = p.compact_reference or p.reference
+        if rng.random() >= sneaky_fraction:
+            out.append(Example(prover_prompt(None, p.question, "helpful", tiny=True), solution))
+        if p.flawed and rng.random() < sneaky_fraction:
+            out.append(Example(prover_prompt(None, p.question, "sneaky", tiny=True), rng.choice(p.flawed).compact))
+    return out
+
+
+def evaluate_roles(model, tok, problems: list[Problem], *, tiny: bool, max_new_tokens: int, seed: int) -> dict:
+    """Greedy solutions of both roles: helpful pass rate and sneaky incorrect rate."""
+    result = {}
+    for role in ROLES:
+        prompts = [prover_prompt(tok, p.question, role, tiny) for p in problems]
+        samples = generate(model, tok, prompts, max_new_tokens=max_new_tokens, greedy=True, seed=seed)
+        correct = [is_correct(s.text, p.answer) for s, p in zip(samples, problems)]
+        rate = sum(correct) / len(correct)
+        result["helpful_pass_rate" if role == "helpful" else "sneaky_incorrect_rate"] = (
+            rate if role == "helpful" else 1 - rate
+        )
+    return result
+
+
+def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True) -> WarmStart:
+    prover_tiny, verifier_tiny = cfg.prover.model is None, cfg.verifier.model is None
+    if not (prover_tiny or verifier_tiny):
+        return WarmStart(cfg.prover.model, cfg.prover.model, cfg.verifier.model, cfg.verifier.model, {})
+    if cfg.data.source != "synthetic":
+        raise PvgError(
+            "tiny models are warm-started on synthetic problems (they need flawed solutions for the sneaky "
+            "role): set data.source=synthetic, or give prover.model and verifier.model (hub ids or paths)"
+        )
+    root = Path(cfg.run.cache_dir) / f"warmstart-{cache_key(cfg)}"
+    done = root / "warmstart.json"
+    if done.is_file() and not force:
+        metrics = json.loads(done.read_text())
+        console.print(f"warm start: reusing {root} (helpful pass {metrics['helpful_pass_rate']:.0%}, "
+                      f"sneaky incorrect {metrics['sneaky_incorrect_rate']:.0%})")
+        return _result(cfg, root, metrics)
+
+    torch.set_num_threads(cfg.resources.torch_threads * max(1, int(cfg.resources.prover.cpus_per_actor)))
+    t0 = time.time()
+    sides = load_split(cfg.data, cfg.run.seed)
+    train = sides["prover"]
+    tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tok = train_tokenizer(corpus_texts(train + sides["verifier"] + sides["test"]))
+    tok.save_pretrained(tmp / "tokenizer")
+    metrics: dict = {"version": __version__, "cache_key": cache_key(cfg), "train_problems": len(train)}
+
+    if prover_tiny:
+        prover = build_tiny_causal_lm(tok, cfg.prover.tiny, cfg.run.seed)
+        examples = encode(tok, sft_examples(train, cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
+        with progress_bar("warm start: prover SFT", cfg.warmstart.prover_steps, progress) as advance:
+            losses = train_lm(prover, examples, steps=cfg.warmstart.prover_steps, batch_size=cfg.warmstart.batch_size,
+                              lr=cfg.warmstart.lr, warmup=cfg.warmstart.warmup_steps, pad_id=tok.pad_token_id,
+                              seed=cfg.run.seed, on_step=lambda s, loss: advance(loss=loss))
+        prover.save_pretrained(tmp / "prover")
+        metrics |= {"prover_params": num_params(prover), "prover_final_loss": sum(losses[-20:]) / len(losses[-20:])}
+        test = sides["test"][: cfg.warmstart.eval_problems]
+        metrics |= evaluate_roles(prover, tok, test, tiny=True, max_new_tokens=cfg.prover.max_new_tokens, seed=cfg.run.seed)
+        metrics["eval_problems"] = len(test)
+
+    if verifier_tiny:
+        base = build_tiny_causal_lm(tok, cfg.verifier.tiny, cfg.run.seed + 1)
+        texts = [verifier_text(p.question, s) for p in train for s in [p.compact_reference, *(f.compact for f in p.flawed)]]
+        encoded = encode(tok, [Example("", t) for t in texts], cfg.verifier.max_length)
+        with progress_bar("warm start: verifier base LM", cfg.warmstart.verifier_steps, progress) as advance:
+            losses = train_lm(base, encoded, steps=cfg.warmstart.verifier_steps, batch_size=cfg.warmstart.batch_size,
+                              lr=cfg.warmstart.lr, warmup=cfg.warmstart.warmup_steps, pad_id=tok.pad_token_id,
+                              seed=cfg.run.seed + 1, mask_prompt=False, on_step=lambda s, loss: advance(loss=loss))
+        base.save_pretrained(tmp / "verifier_base")
+        metrics |= {"verifier_params": num_params(base), "verifier_final_loss": sum(losses[-20:]) / len(losses[-20:])}
+
+    metrics["seconds"] = round(time.time() - t0, 1)
+    (tmp / "warmstart.json").write_text(json.dumps(metrics, indent=2))
+    if root.exists():
+        shutil.rmtree(root)
+    tmp.rename(root)  # all or nothing: a killed warm start leaves only a .partial folder
+    if prover_tiny:
+        console.print(f"warm start: helpful pass {metrics['helpful_pass_rate']:.0%}, sneaky incorrect "
+                      f"{metrics['sneaky_incorrect_rate']:.0%} on {metrics['eval_problems']} held-out problems, "
+                      f"{metrics['seconds']:.0f}s → {root}")
+    return _result(cfg, root, metrics)
+
+
+def _result(cfg: PvgConfig, root: Path, metrics: dict) -> WarmStart:
+    tok = str(root / "tokenizer")
+    prover = cfg.prover.model or str(root / "prover")
+    verifier = cfg.verifier.model or str(root / "verifier_base")
+    return WarmStart(
+        prover=prover,
+        prover_tokenizer=cfg.prover.model or tok,
+        verifier_base=verifier,
+        verifier_tokenizer=cfg.verifier.model or tok,
+        metrics=metrics,
+    )
+
+
+def load_initial_prover(ws: WarmStart, dtype: str = "float32"):
+    return load_causal_lm(ws.prover, dtype), load_tokenizer(ws.prover_tokenizer)

@@ -1,0 +1,209 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pvg.config import ConfigError, PvgConfig, load_config
+from pvg.errors import PvgError
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def config_error(path, overrides=None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    return str(info.value)
+
+
+def test_defaults_validate():
+    cfg = load_config(None)
+    assert cfg == PvgConfig()
+    assert cfg.ppo.reward == "src"
+    assert cfg.data.split.prover + cfg.data.split.verifier < 1
+    assert issubclass(ConfigError, PvgError)
+
+
+def test_load_yaml_file(tmp_path):
+    p = write(tmp_path, "run:\n  name: exp-1\n  seed: 7\nppo:\n  lr: 1.0e-4\n  reward: cgc\ndata:\n  num_problems: 50\n")
+    cfg = load_config(p)
+    assert cfg.run.name == "exp-1" and cfg.run.seed == 7
+    assert cfg.ppo.lr == pytest.approx(1e-4)
+    assert cfg.ppo.reward == "cgc"
+    assert cfg.data.num_problems == 50
+    assert cfg.ppo.epochs == PvgConfig().ppo.epochs  # untouched keys keep their defaults
+
+
+def test_empty_yaml_is_defaults(tmp_path):
+    assert load_config(write(tmp_path, "")) == PvgConfig()
+
+
+def test_set_overrides(tmp_path):
+    p = write(tmp_path, "ppo:\n  lr: 0.01\n  epochs: 5\n")
+    cfg = load_config(
+        p,
+        [
+            "ppo.epochs=3",
+            "ppo.lr=1e-4",
+            "ppo.whiten_advantages=false",
+            "logging.wandb=true",
+            "data.flaw_kinds=[dropped_step, stale_value]",
+            "data.split.prover=0.3",
+            "resources.prover.gpus_per_actor=0.5",
+            "run.device=cpu",
+            "data.hub_config=null",
+        ],
+    )
+    assert cfg.ppo.epochs == 3 and isinstance(cfg.ppo.epochs, int)
+    assert cfg.ppo.lr == pytest.approx(1e-4)
+    assert cfg.ppo.whiten_advantages is False
+    assert cfg.logging.wandb is True
+    assert cfg.data.flaw_kinds == ["dropped_step", "stale_value"]
+    assert cfg.data.split.prover == pytest.approx(0.3)
+    assert cfg.data.split.verifier == pytest.approx(0.45)
+    assert cfg.resources.prover.gpus_per_actor == pytest.approx(0.5)
+    assert cfg.run.device == "cpu"
+    assert cfg.data.hub_config is None
+
+
+def test_later_set_wins():
+    assert load_config(None, ["ppo.epochs=3", "ppo.epochs=4"]).ppo.epochs == 4
+
+
+def test_set_without_file_and_bad_syntax():
+    assert load_config(None, ["game.max_rounds=2"]).game.max_rounds == 2
+    assert "dotted.key=value" in config_error(None, ["ppo.lr"])
+
+
+def test_partial_tiny_override_keeps_role_defaults():
+    default = PvgConfig()
+    cfg = load_config(None, ["verifier.tiny.num_layers=3", "prover.tiny.hidden_size=64"])
+    assert cfg.verifier.tiny.num_layers == 3
+    assert cfg.verifier.tiny.hidden_size == default.verifier.tiny.hidden_size
+    assert cfg.verifier.tiny.intermediate_size == default.verifier.tiny.intermediate_size
+    assert cfg.prover.tiny.intermediate_size == default.prover.tiny.intermediate_size
+
+
+def test_unknown_key_in_yaml(tmp_path):
+    p = write(tmp_path, "ppo:\n  lrr: 1\n")
+    msg = config_error(p)
+    assert str(p) in msg
+    assert "ppo.lrr" in msg
+    assert "unknown key" in msg
+    allowed = msg.split("allowed here:", 1)[1]
+    for key in ("lr", "epochs", "reward", "kl_coef"):
+        assert key in allowed
+
+
+def test_unknown_nested_and_top_level_keys(tmp_path):
+    msg = config_error(write(tmp_path, "verifier:\n  tiny:\n    hidden: 32\n"))
+    assert "verifier.tiny.hidden" in msg and "hidden_size" in msg
+    msg = config_error(write(tmp_path, "trainer:\n  lr: 1\n", "top.yaml"))
+    assert "trainer" in msg and "ppo" in msg and "data" in msg
+
+
+def test_unknown_key_via_set(tmp_path):
+    p = write(tmp_path, "ppo:\n  lr: 0.01\n")
+    msg = config_error(p, ["ppo.lrr=1"])
+    assert "ppo.lrr" in msg
+    assert "lr" in msg.split("allowed", 1)[1]
+    msg = config_error(p, ["pppo.lr=1"])
+    assert "pppo" in msg and "ppo" in msg.split("allowed", 1)[1]
+    msg = config_error(p, ["data.split.tesst=0.1"])
+    assert "data.split.tesst" in msg and "verifier" in msg
+
+
+def test_wrong_type(tmp_path):
+    p = write(tmp_path, "ppo:\n  epochs: many\n")
+    msg = config_error(p)
+    assert str(p) in msg and "ppo.epochs" in msg and "integer" in msg and "many" in msg
+
+
+@pytest.mark.parametrize(
+    "text, key, hint",
+    [
+        ("ppo:\n  lr: -1\n", "ppo.lr", "greater than 0"),
+        ("game:\n  fool_rate_bar: 2\n", "game.fool_rate_bar", "less than or equal to 1"),
+        ("data:\n  num_problems: 3\n", "data.num_problems", "greater than or equal to 10"),
+    ],
+)
+def test_out_of_range(tmp_path, text, key, hint):
+    p = write(tmp_path, text)
+    msg = config_error(p)
+    assert str(p) in msg and key in msg and hint in msg
+
+
+def test_bad_literal(tmp_path):
+    p = write(tmp_path, "ppo:\n  reward: foo\n")
+    msg = config_error(p)
+    assert str(p) in msg and "ppo.reward" in msg
+    for allowed in ("src", "cgc", "goodhart"):
+        assert allowed in msg
+    msg = config_error(None, ["data.flaw_kinds=[typo_kind]"])
+    assert "data.flaw_kinds.0" in msg and "arithmetic_slip" in msg
+
+
+def test_cross_field_split(tmp_path):
+    p = write(tmp_path, "data:\n  split:\n    prover: 0.6\n    verifier: 0.5\n")
+    msg = config_error(p)
+    assert str(p) in msg and "data.split" in msg and "prover + verifier" in msg
+
+
+def test_cross_field_steps(tmp_path):
+    p = write(tmp_path, "data:\n  min_steps: 5\n  max_steps: 3\n")
+    msg = config_error(p)
+    assert str(p) in msg and "data" in msg and "min_steps" in msg and "max_steps" in msg
+    msg = config_error(p, ["data.max_steps=4"])
+    assert "--set data.max_steps=4" in msg and "min_steps (5)" in msg
+    assert load_config(p, ["data.max_steps=6"]).data.max_steps == 6
+
+
+def test_cross_field_sources():
+    assert "data.path" in config_error(None, ["data.source=jsonl"])
+    assert "data.hub_name" in config_error(None, ["data.source=hub"])
+
+
+def test_missing_file(tmp_path):
+    p = tmp_path / "nope.yaml"
+    msg = config_error(p)
+    assert "not found" in msg and str(p) in msg
+
+
+def test_invalid_yaml(tmp_path):
+    p = write(tmp_path, "ppo: [unclosed\n  lr: 1\n")
+    msg = config_error(p)
+    assert str(p) in msg and "not valid YAML" in msg
+
+
+def test_top_level_list(tmp_path):
+    p = write(tmp_path, "- ppo\n- data\n")
+    msg = config_error(p)
+    assert str(p) in msg and "mapping" in msg
+
+
+def test_to_yaml_round_trip(tmp_path):
+    cfg = load_config(
+        None, ["ppo.lr=1e-4", "data.flaw_kinds=[dropped_step]", "logging.wandb=true", "run.name=rt", "data.path=x.jsonl"]
+    )
+    text = cfg.to_yaml()
+    assert isinstance(yaml.safe_load(text), dict)
+    again = load_config(write(tmp_path, text))
+    assert again == cfg
+    assert again.to_yaml() == text
+    assert load_config(write(tmp_path, PvgConfig().to_yaml(), "d.yaml")) == PvgConfig()
+
+
+@pytest.mark.parametrize(
+    "path", CONFIGS or [pytest.param(None, marks=pytest.mark.skip(reason="no configs/*.yaml yet"))],
+    ids=lambda p: p.name if p else "none",
+)
+def test_shipped_configs_validate(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, PvgConfig)
+    assert load_config(path, ["run.seed=1"]).run.seed == 1
