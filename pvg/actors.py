@@ -29,6 +29,8 @@ def _setup_torch(cpus: float) -> None:
     torch.set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's "no GPU found" warning, once per import
     torch.use_deterministic_algorithms(True, warn_only=True)
     import transformers
 
@@ -60,7 +62,7 @@ class ProverActor:
         from pvg.ppo import PPOTrainer
 
         self.policy = load_causal_lm(self.init_path, self.cfg.dtype).to(self.device)
-        self.trainer = PPOTrainer(self.policy, self.ref, self.ppo_cfg, seed)
+        self.trainer = PPOTrainer(self.policy, self.ref, self.ppo_cfg, seed, temperature=self.cfg.temperature)
 
     def load(self, path: str) -> None:
         from pvg.models import load_causal_lm

@@ -177,7 +177,6 @@ class ResourcesConfig(_Strict):
     verifier: GroupResources = Field(default_factory=GroupResources)
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     colocate: bool = False
-    torch_threads: int = Field(1, ge=1)
 
 
 class LoggingConfig(_Strict):

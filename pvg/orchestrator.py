@@ -234,12 +234,12 @@ class Orchestrator:
                     **stats,
                 }
                 rows.append(last)
+                self.rf.append_metrics([last])  # live; rows of an unfinished phase are dropped on resume
                 self._log_tb(f"ppo/round-{k}", last, step + 1)
                 advance(reward_h=last["reward_helpful"], reward_s=last["reward_sneaky"], kl=stats["kl_to_init"])
                 if exploited:
                     steps_to_exploit = step + 1
                     break
-        self.rf.append_metrics(rows)
         return {
             "steps_to_exploit": steps_to_exploit,
             "exploited": steps_to_exploit is not None,

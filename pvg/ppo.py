@@ -148,9 +148,10 @@ class ValueHead(torch.nn.Module):
         return self.net(hidden_states.detach().float()).squeeze(-1)
 
 
-def forward(policy, value_head, batch: Rollout, with_values: bool = True):
+def forward(policy, value_head, batch: Rollout, with_values: bool = True, temperature: float = 1.0):
+    """Log-probs under the *sampling* distribution (logits / temperature), as the samples were drawn."""
     out = policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=with_values)
-    logp, entropy = logprobs_and_entropy(out.logits[:, :-1], batch.input_ids[:, 1:])
+    logp, entropy = logprobs_and_entropy(out.logits[:, :-1] / temperature, batch.input_ids[:, 1:])
     values = value_head(out.hidden_states[-1][:, :-1]) if with_values else None
     return logp, entropy, values
 
@@ -159,8 +160,8 @@ def forward(policy, value_head, batch: Rollout, with_values: bool = True):
 
 
 class PPOTrainer:
-    def __init__(self, policy, ref, cfg, seed: int):
-        self.policy, self.ref, self.cfg = policy, ref, cfg
+    def __init__(self, policy, ref, cfg, seed: int, temperature: float = 1.0):
+        self.policy, self.ref, self.cfg, self.temperature = policy, ref, cfg, temperature
         torch.manual_seed(seed)
         self.value_head = ValueHead(policy.config.hidden_size)
         self.opt = torch.optim.AdamW(
@@ -177,9 +178,9 @@ class PPOTrainer:
     def prepare(self, batch: Rollout) -> dict:
         """Old log-probs, values, reference log-probs, KL-shaped rewards, GAE advantages."""
         self.policy.eval()
-        batch.old_logp, _, batch.old_values = forward(self.policy, self.value_head, batch)
+        batch.old_logp, _, batch.old_values = forward(self.policy, self.value_head, batch, temperature=self.temperature)
         ref_out = self.ref(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-        batch.ref_logp, _ = logprobs_and_entropy(ref_out.logits[:, :-1], batch.input_ids[:, 1:])
+        batch.ref_logp, _ = logprobs_and_entropy(ref_out.logits[:, :-1] / self.temperature, batch.input_ids[:, 1:])
         kl = kl_penalty(batch.old_logp, batch.ref_logp, self.cfg.kl_estimator) * batch.mask
         coef = self.cfg.kl_coef if self.cfg.kl_in == "reward" else 0.0
         rewards = token_rewards(batch.scores, kl, batch.mask, coef)
@@ -204,7 +205,7 @@ class PPOTrainer:
                 for m0 in range(0, len(idx), micro):
                     part = batch.rows(idx[m0 : m0 + micro])
                     weight = len(part.scores) / len(idx)
-                    logp, entropy, values = forward(self.policy, self.value_head, part)
+                    logp, entropy, values = forward(self.policy, self.value_head, part, temperature=self.temperature)
                     pg, clipfrac, approx_kl = policy_loss(logp, part.old_logp, part.advantages, part.mask, cfg.clip_range)
                     vf = value_loss(values, part.old_values, part.returns, part.mask, cfg.value_clip_range)
                     loss = pg + cfg.vf_coef * vf

@@ -137,12 +137,14 @@ def load_jsonl(path: str | Path) -> list[Problem]:
     return problems
 
 
-def load_hub(name: str, config: str | None = "main", split: str = "train") -> list[Problem]:
-    """A hub data set with GSM8K's columns, through `datasets.load_dataset` (needs a hub or a local copy)."""
+def load_hub(name: str, config: str | None = "main", split: str = "train", data_files=None) -> list[Problem]:
+    """A data set with GSM8K's columns through `datasets.load_dataset`: a hub name, or a builder such
+    as "json" with `data_files` (how it is tested here, with no hub)."""
     import datasets
 
     try:
-        ds = datasets.load_dataset(name, config, split=split)
+        kwargs = {"data_files": data_files} if data_files else {}
+        ds = datasets.load_dataset(name, config, split=split, **kwargs)
     except Exception as e:  # datasets raises many types for "not reachable / not found"
         raise PvgError(f"could not load data set {name!r} (config {config!r}, split {split!r}): {e}") from None
     return [_gsm8k_record(row, f"{name}[{i}]") for i, row in enumerate(ds)]

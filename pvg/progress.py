@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Callable, Iterator
 
 from rich.console import Console
@@ -16,6 +17,19 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
     """Yields `advance(n=1, **fields)`; `fields` (e.g. loss) are shown after the bar."""
     if not enabled:
         yield lambda n=1, **fields: None
+        return
+    if not console.is_terminal:  # a log file or CI: a plain line every tenth of the way, not a live bar
+        state = {"done": 0, "t0": time.time()}
+        every = max(1, total // 10)
+
+        def advance_lines(n: int = 1, **fields) -> None:
+            state["done"] += n
+            if state["done"] % every == 0 or state["done"] >= total:
+                info = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+                console.print(f"{description}: {state['done']}/{total} {time.time() - state['t0']:.0f}s {info}",
+                              highlight=False)
+
+        yield advance_lines
         return
     columns = [
         TextColumn("[bold]{task.description}"),

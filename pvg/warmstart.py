@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import shutil
 import time
@@ -49,7 +50,7 @@ def cache_key(cfg: PvgConfig) -> str:
         "format": WARMSTART_FORMAT,
         "seed": cfg.run.seed,
         "data": cfg.data.model_dump(mode="json"),
-        "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens"}),
+        "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature"}),
         "verifier": cfg.verifier.model_dump(mode="json", include={"model", "tiny"}),
         "warmstart": cfg.warmstart.model_dump(mode="json"),
     }
@@ -78,17 +79,24 @@ def sft_examples(problems: list[Problem], sneaky_fraction: float, seed: int) -> 
     return out
 
 
-def evaluate_roles(model, tok, problems: list[Problem], *, tiny: bool, max_new_tokens: int, seed: int) -> dict:
-    """Greedy solutions of both roles: helpful pass rate and sneaky incorrect rate."""
+def evaluate_roles(model, tok, problems: list[Problem], *, tiny: bool, max_new_tokens: int, temperature: float,
+                   seed: int) -> dict:
+    """Both roles sampled as in the game (at the prover's temperature), and greedily for reference.
+
+    The sampled rates are the headline: they are what the game starts from. Greedy decoding
+    under-states the sneaky role, whose flaw is never the single most likely next line.
+    """
     result = {}
-    for role in ROLES:
-        prompts = [prover_prompt(tok, p.question, role, tiny) for p in problems]
-        samples = generate(model, tok, prompts, max_new_tokens=max_new_tokens, greedy=True, seed=seed)
-        correct = [is_correct(s.text, p.answer) for s, p in zip(samples, problems)]
-        rate = sum(correct) / len(correct)
-        result["helpful_pass_rate" if role == "helpful" else "sneaky_incorrect_rate"] = (
-            rate if role == "helpful" else 1 - rate
-        )
+    for greedy, suffix in ((False, ""), (True, "_greedy")):
+        for role in ROLES:
+            prompts = [prover_prompt(tok, p.question, role, tiny) for p in problems]
+            samples = generate(model, tok, prompts, max_new_tokens=max_new_tokens, greedy=greedy,
+                               temperature=temperature, seed=seed)
+            rate = sum(is_correct(s.text, p.answer) for s, p in zip(samples, problems)) / len(problems)
+            if role == "helpful":
+                result["helpful_pass_rate" + suffix] = rate
+            else:
+                result["sneaky_incorrect_rate" + suffix] = 1 - rate
     return result
 
 
@@ -109,7 +117,8 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
                       f"sneaky incorrect {metrics['sneaky_incorrect_rate']:.0%})")
         return _result(cfg, root, metrics)
 
-    torch.set_num_threads(cfg.resources.torch_threads * max(1, int(cfg.resources.prover.cpus_per_actor)))
+    torch.set_num_threads(max(1, os.cpu_count() or 1))  # the warm start runs alone, before Ray starts
+    _quiet_transformers()
     t0 = time.time()
     sides = load_split(cfg.data, cfg.run.seed)
     train = sides["prover"]
@@ -130,7 +139,8 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
         prover.save_pretrained(tmp / "prover")
         metrics |= {"prover_params": num_params(prover), "prover_final_loss": sum(losses[-20:]) / len(losses[-20:])}
         test = sides["test"][: cfg.warmstart.eval_problems]
-        metrics |= evaluate_roles(prover, tok, test, tiny=True, max_new_tokens=cfg.prover.max_new_tokens, seed=cfg.run.seed)
+        metrics |= evaluate_roles(prover, tok, test, tiny=True, max_new_tokens=cfg.prover.max_new_tokens,
+                                  temperature=cfg.prover.temperature, seed=cfg.run.seed)
         metrics["eval_problems"] = len(test)
 
     if verifier_tiny:
@@ -151,9 +161,19 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
     tmp.rename(root)  # all or nothing: a killed warm start leaves only a .partial folder
     if prover_tiny:
         console.print(f"warm start: helpful pass {metrics['helpful_pass_rate']:.0%}, sneaky incorrect "
-                      f"{metrics['sneaky_incorrect_rate']:.0%} on {metrics['eval_problems']} held-out problems, "
-                      f"{metrics['seconds']:.0f}s → {root}")
+                      f"{metrics['sneaky_incorrect_rate']:.0%} on {metrics['eval_problems']} held-out problems "
+                      f"(sampled at T={cfg.prover.temperature}; greedy: {metrics['helpful_pass_rate_greedy']:.0%}, "
+                      f"{metrics['sneaky_incorrect_rate_greedy']:.0%}), {metrics['seconds']:.0f}s → {root}")
     return _result(cfg, root, metrics)
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    transformers.utils.logging.disable_progress_bar()
+    transformers.logging.set_verbosity_error()
 
 
 def _result(cfg: PvgConfig, root: Path, metrics: dict) -> WarmStart:

@@ -190,3 +190,17 @@ def test_load_hub_unreachable(monkeypatch, tmp_path):
     with pytest.raises(PvgError) as info:
         load_hub("definitely/not-a-dataset-xyz")
     assert "definitely/not-a-dataset-xyz" in str(info.value)
+
+
+def test_load_hub_path_through_datasets_on_local_gsm8k():
+    """The real `datasets.load_dataset` code path, fed the local GSM8K copy instead of the hub."""
+    gsm = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
+    if not gsm.is_file():
+        pytest.skip("GSM8K copy not present at ../shared/data/gsm8k")
+    from pvg.problems import load_hub, load_jsonl
+
+    via_datasets = load_hub("json", None, "train", data_files=str(gsm))
+    direct = load_jsonl(gsm)
+    assert len(via_datasets) == 1319
+    assert [p.id for p in via_datasets] == [p.id for p in direct]
+    assert [p.answer for p in via_datasets] == [p.answer for p in direct]

@@ -1,0 +1,168 @@
+"""End to end: `pvg train configs/tiny-ci.yaml` on a real local Ray, then kill -9 and resume.
+
+These run the real CLI in subprocesses (real Ray, real transformers models, real Parquet), share
+one warm-start cache, and compare a killed-and-resumed run with an uninterrupted one row by row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "tiny-ci.yaml"
+ROUND_KEYS = [
+    "round", "helpful_pass_rate", "sneaky_incorrect_rate", "verifier_auroc", "verifier_completeness",
+    "verifier_soundness", "sneaky_fool_rate", "steps_to_exploit", "exploited", "kl_to_init",
+    "helpful_mean_tokens", "sneaky_mean_tokens", "verifier_phase_s", "prover_phase_s",
+]
+PPO_KEYS = ["round", "step", "reward_helpful", "reward_sneaky", "kl_to_init", "entropy", "clipfrac", "approx_kl",
+            "vf_loss", "pg_loss", "explained_variance"]
+pytestmark = pytest.mark.slow
+
+
+def pvg_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pvg.cli", *args]
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e.pop("RAY_ADDRESS", None)
+    e["PYTHONUNBUFFERED"] = "1"
+    return e
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pvg-cache")
+
+
+def overrides(out: Path, cache: Path) -> list[str]:
+    return ["--set", f"run.out_dir={out}", "--set", f"run.cache_dir={cache}", "--set", "logging.progress=false"]
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, cache_dir) -> Path:
+    out = tmp_path_factory.mktemp("runs-a")
+    proc = subprocess.run(pvg_cmd("train", str(CONFIG), *overrides(out, cache_dir)), capture_output=True, text=True,
+                          env=env(), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return out / "tiny-ci"
+
+
+def read_metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_run_folder_and_metrics_schema(finished_run: Path):
+    run = finished_run
+    for name in ("config.yaml", "state.json", "summary.json", "warmstart.json", "metrics.jsonl"):
+        assert (run / name).is_file(), name
+    assert not (run / ".lock").exists(), "the lock is released when the run ends"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"]
+    rows = read_metrics(run)
+    rounds = [r for r in rows if r["kind"] == "round"]
+    assert [r["round"] for r in rounds] == list(range(len(rounds))) and 1 <= len(rounds) <= 2
+    for r in rounds:
+        missing = [k for k in ROUND_KEYS if k not in r]
+        assert not missing, missing
+        assert 0 <= r["helpful_pass_rate"] <= 1 and 0 <= r["sneaky_incorrect_rate"] <= 1
+        assert isinstance(r["exploited"], bool)
+    ppo = [r for r in rows if r["kind"] == "ppo"]
+    assert ppo, "per-update PPO rows are recorded"
+    for r in ppo:
+        assert not [k for k in PPO_KEYS if k not in r]
+    # pool: the initial prover's samples, then one file a round, both roles
+    pool = run / "pool"
+    assert (pool / "initial.parquet").is_file()
+    for r in rounds:
+        table = pq.read_table(pool / f"round-{r['round']}.parquet")
+        cols = set(table.column_names)
+        assert {"problem_id", "round", "role", "text", "answer", "correct", "verifier_score", "phase"} <= cols
+        assert set(table.column("role").to_pylist()) == {"helpful", "sneaky"}
+        assert set(table.column("round").to_pylist()) == {r["round"]}
+    # checkpoints load with plain transformers
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    k = rounds[-1]["round"]
+    assert (run / f"checkpoints/round-{k}/prover/model.safetensors").is_file()
+    AutoModelForCausalLM.from_pretrained(run / f"checkpoints/round-{k}/prover")
+    AutoModelForSequenceClassification.from_pretrained(run / f"checkpoints/round-{k}/verifier")
+    AutoTokenizer.from_pretrained(run / f"checkpoints/round-{k}/verifier")
+    assert list((run / "tb").glob("events.out.tfevents.*")), "TensorBoard events are written"
+
+
+def _without_timings(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]
+
+
+def _state(run: Path) -> list[str]:
+    try:
+        return json.loads((run / "state.json").read_text())["finished"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return []
+
+
+def test_sigkill_mid_prover_phase_then_resume(finished_run: Path, tmp_path: Path, cache_dir: Path):
+    out = tmp_path / "runs-b"
+    run = out / "tiny-ci"
+    proc = subprocess.Popen(pvg_cmd("train", str(CONFIG), *overrides(out, cache_dir)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env(), start_new_session=True)
+    deadline = time.time() + 600
+    try:
+        # wait until round 1's prover phase is under way, then kill the whole process tree with SIGKILL
+        while "1/verifier" not in _state(run):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = _state(run)
+    assert "1/prover" not in finished, "killed in the middle of the prover phase"
+    assert (run / ".lock").exists(), "a SIGKILLed run leaves its lock behind"
+    before = read_metrics(run)
+
+    proc = subprocess.run(pvg_cmd("train", "--resume", str(run)), capture_output=True, text=True, env=env(), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert "stale lock" in proc.stderr
+    after = read_metrics(run)
+    # every row from before the kill is still there, and none is duplicated
+    assert _without_timings(after[: len(before)]) == _without_timings(before)
+    keys = [(r["kind"], r["round"], r.get("step")) for r in after]
+    assert len(keys) == len(set(keys)), "no metrics row duplicated"
+    # the resumed run is the uninterrupted run: same metrics, same pool
+    assert _without_timings(after) == _without_timings(read_metrics(finished_run))
+    for f in sorted((finished_run / "pool").glob("*.parquet")):
+        assert pq.read_table(run / "pool" / f.name).equals(pq.read_table(f)), f.name
+
+
+def test_second_live_run_is_refused(finished_run: Path, tmp_path: Path):
+    lock = finished_run / ".lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename}))
+        proc = subprocess.run(pvg_cmd("train", "--resume", str(finished_run)), capture_output=True, text=True,
+                              env=env(), timeout=120)
+        assert proc.returncode == 2
+        assert "in use by a live run" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        holder.kill()
+        lock.unlink(missing_ok=True)
+
+
+def test_new_run_refuses_existing_folder(finished_run: Path, cache_dir: Path):
+    out = finished_run.parent
+    proc = subprocess.run(pvg_cmd("train", str(CONFIG), *overrides(out, cache_dir)), capture_output=True, text=True,
+                          env=env(), timeout=120)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
