@@ -24,7 +24,6 @@ class RunConfig(_Strict):
     name: str = Field("tiny", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     seed: int = Field(0, ge=0)
     out_dir: str = "runs"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
     cache_dir: str = ".cache/pvg"
 
 
@@ -52,6 +51,8 @@ class DataConfig(_Strict):
     min_steps: int = Field(2, ge=2, le=6)
     max_steps: int = Field(4, ge=2, le=6)
     max_start: int = Field(30, ge=2, le=10_000)
+    max_operand: int = Field(20, ge=2, le=10_000, description="largest number added or taken away in one step")
+    max_value: int = Field(200, ge=10, le=9_999, description="largest running value a multiplication may reach")
     flaws_per_problem: int = Field(2, ge=1, le=8)
     flaw_kinds: list[FlawKind] = Field(
         default_factory=lambda: ["arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value"],

@@ -17,6 +17,8 @@ def load_problems(cfg: DataConfig, seed: int) -> list[Problem]:
             max_start=cfg.max_start,
             flaws_per_problem=cfg.flaws_per_problem,
             flaw_kinds=cfg.flaw_kinds,
+            max_operand=cfg.max_operand,
+            max_value=cfg.max_value,
         )
     if cfg.source == "jsonl":
         return load_jsonl(cfg.path)

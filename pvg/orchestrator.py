@@ -59,6 +59,7 @@ class Orchestrator:
         self.rf = RunFolder(run_dir)
         self.resume = resume
         self.tb = None
+        self.wandb = None
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -82,16 +83,27 @@ class Orchestrator:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(self.rf.tb))
+        if self.cfg.logging.wandb:
+            try:
+                import wandb
+            except ImportError:
+                raise PvgError("logging.wandb=true needs Weights & Biases: pip install 'pvg[wandb]'") from None
+            self.wandb = wandb.init(project="pvg", name=self.rf.path.name, dir=str(self.rf.path),
+                                    config=self.cfg.model_dump(mode="json"), resume="allow", id=self.rf.path.name)
 
     def _log_tb(self, prefix: str, row: dict, step: int) -> None:
-        if self.tb is None:
-            return
+        scalars = {}
         for k, v in row.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
-                self.tb.add_scalar(f"{prefix}/{k}", v, step)
-            elif isinstance(v, bool):
-                self.tb.add_scalar(f"{prefix}/{k}", int(v), step)
-        self.tb.flush()
+            if isinstance(v, bool):
+                scalars[f"{prefix}/{k}"] = int(v)
+            elif isinstance(v, (int, float)) and v == v:
+                scalars[f"{prefix}/{k}"] = v
+        if self.tb is not None:
+            for k, v in scalars.items():
+                self.tb.add_scalar(k, v, step)
+            self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars)
 
     # ------------------------------------------------------------------ the game
     def run(self) -> dict:
@@ -103,6 +115,8 @@ class Orchestrator:
         finally:
             if self.tb is not None:
                 self.tb.close()
+            if self.wandb is not None:
+                self.wandb.finish()
             lock.release()
 
     def _run(self) -> dict:

@@ -54,7 +54,7 @@ def token_rewards(
     """-kl_coef·KL on every response token, plus the episode's score on its last response token."""
     rewards = -kl_coef * kl * mask
     last = mask.cumsum(1).argmax(1)  # index of the last 1 in each row
-    rewards[torch.arange(len(scores)), last] += scores
+    rewards[torch.arange(len(scores), device=rewards.device), last] += scores
     return rewards
 
 
@@ -62,7 +62,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     """Generalized advantage estimation over response tokens (mask = 1); the value after the end is 0."""
     T = rewards.shape[1]
     adv = torch.zeros_like(rewards)
-    last = torch.zeros(rewards.shape[0], dtype=rewards.dtype)
+    last = torch.zeros(rewards.shape[0], dtype=rewards.dtype, device=rewards.device)
     for t in reversed(range(T)):
         next_v = values[:, t + 1] * mask[:, t + 1] if t + 1 < T else torch.zeros_like(last)
         delta = rewards[:, t] + gamma * next_v - values[:, t]
@@ -163,7 +163,7 @@ class PPOTrainer:
     def __init__(self, policy, ref, cfg, seed: int, temperature: float = 1.0):
         self.policy, self.ref, self.cfg, self.temperature = policy, ref, cfg, temperature
         torch.manual_seed(seed)
-        self.value_head = ValueHead(policy.config.hidden_size)
+        self.value_head = ValueHead(policy.config.hidden_size).to(next(policy.parameters()).device)
         self.opt = torch.optim.AdamW(
             [
                 {"params": [p for p in policy.parameters() if p.requires_grad], "lr": cfg.lr},
@@ -198,7 +198,7 @@ class PPOTrainer:
         micro = max(1, mb // cfg.grad_accum)
         logs: dict[str, list[float]] = {k: [] for k in ("pg_loss", "vf_loss", "entropy", "clipfrac", "approx_kl")}
         for _ in range(cfg.epochs):
-            perm = torch.randperm(n, generator=self.generator)
+            perm = torch.randperm(n, generator=self.generator).to(batch.input_ids.device)
             for start in range(0, n, mb):
                 idx = perm[start : start + mb]
                 self.opt.zero_grad(set_to_none=True)

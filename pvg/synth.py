@@ -136,7 +136,8 @@ def render(steps: Sequence[Step], values: list[int], style: str) -> str:
     return "\n".join(lines)
 
 
-def _story(rng: random.Random, n_steps: int, max_start: int) -> tuple[str, list[Step]] | None:
+def _story(rng: random.Random, n_steps: int, max_start: int, max_operand: int = 20,
+           max_value: int = 200) -> tuple[str, list[Step]] | None:
     ctx = rng.choice(CONTEXTS)
     fmt = {"n": rng.choice(NAMES), "i": rng.choice(ctx["items"])}
     start = rng.randint(2, max_start)
@@ -150,18 +151,18 @@ def _story(rng: random.Random, n_steps: int, max_start: int) -> tuple[str, list[
         op = rng.choice(choices)
         template = rng.choice(ctx[op])
         if op == "+":
-            b = rng.randint(1, 20)
+            b = rng.randint(1, max_operand)
             steps.append(Step("+", cur, ("q", b), _cue(template)))
             value += b
         elif op == "-":
             if value < 3:
                 continue
-            b = rng.randint(1, min(20, value - 1))
+            b = rng.randint(1, min(max_operand, value - 1))
             steps.append(Step("-", cur, ("q", b), _cue(template)))
             value -= b
         elif op == "*":
             b = rng.randint(2, 3)
-            if value * b > 200:
+            if value * b > max_value:
                 continue
             steps.append(Step("*", cur, ("q", b), _cue(template)))
             value *= b
@@ -173,7 +174,7 @@ def _story(rng: random.Random, n_steps: int, max_start: int) -> tuple[str, list[
             steps.append(Step("/", cur, ("q", b), _cue(template)))
             value //= b
         else:
-            b, c = rng.randint(2, 5), rng.randint(2, 10)
+            b, c = rng.randint(2, 5), rng.randint(2, max(2, min(10, max_operand)))
             steps.append(Step("*", ("q", b), ("q", c), _cue(template).replace("{R}", "{L}").replace("{c}", "{R}")))
             steps.append(Step("+", cur, ("s", len(steps) - 1), "in all"))
             value += b * c
@@ -271,6 +272,8 @@ def generate(
     max_steps: int = 4,
     max_start: int = 30,
     flaws_per_problem: int = 2,
+    max_operand: int = 20,
+    max_value: int = 200,
     flaw_kinds: Sequence[str] = FLAW_KINDS,
 ) -> list[Problem]:
     """`n` distinct problems, each with `flaws_per_problem` flawed solutions (fewer only if impossible)."""
@@ -282,7 +285,7 @@ def generate(
         attempts += 1
         if attempts > 50 * n + 1000:
             raise RuntimeError(f"could only generate {len(problems)} distinct problems of {n}; widen the ranges")
-        story = _story(rng, rng.randint(min_steps, max_steps), max_start)
+        story = _story(rng, rng.randint(min_steps, max_steps), max_start, max_operand, max_value)
         if story is None:
             continue
         question, steps = story

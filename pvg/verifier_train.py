@@ -75,7 +75,7 @@ def train_verifier(
             order += more
         batch = [pairs[order.pop()] for _ in range(min(batch_pairs, len(pairs)))]
         enc = tok([p.chosen for p in batch] + [p.rejected for p in batch], return_tensors="pt", padding=True,
-                  truncation=True, max_length=max_length, add_special_tokens=False)
+                  truncation=True, max_length=max_length, add_special_tokens=False).to(next(model.parameters()).device)
         r = model(**enc).logits.squeeze(-1).float()
         r_c, r_r = r[: len(batch)], r[len(batch) :]
         loss = bt_loss(r_c, r_r, center_coef)

@@ -56,7 +56,7 @@ def test_set_overrides(tmp_path):
             "data.flaw_kinds=[dropped_step, stale_value]",
             "data.split.prover=0.3",
             "resources.prover.gpus_per_actor=0.5",
-            "run.device=cpu",
+            "resources.placement_strategy=SPREAD",
             "data.hub_config=null",
         ],
     )
@@ -68,7 +68,7 @@ def test_set_overrides(tmp_path):
     assert cfg.data.split.prover == pytest.approx(0.3)
     assert cfg.data.split.verifier == pytest.approx(0.45)
     assert cfg.resources.prover.gpus_per_actor == pytest.approx(0.5)
-    assert cfg.run.device == "cpu"
+    assert cfg.resources.placement_strategy == "SPREAD"
     assert cfg.data.hub_config is None
 
 
