@@ -167,12 +167,18 @@ class Group:
         remove_placement_group(self.pg)
 
 
+def check_supported(resources) -> None:
+    """Fail before any training starts, not after the warm start, for what this version can't place."""
+    for name in ("prover", "verifier"):
+        res = getattr(resources, name)
+        if res.actors != 1:
+            raise PvgError(
+                f"resources.{name}.actors={res.actors}: this version trains each group on one actor "
+                f"(multi-actor DeepSpeed groups are not built yet); set resources.{name}.actors=1"
+            )
+
+
 def make_group(name: str, cls, res: GroupResources, strategy: str, timeout_s: float, *args) -> Group:
-    if res.actors != 1:
-        raise PvgError(
-            f"resources.{name}.actors={res.actors}: this version trains each group on one actor "
-            "(multi-actor DeepSpeed groups are not built yet); set resources.{name}.actors=1"
-        )
     bundle = {"CPU": res.cpus_per_actor}
     if res.gpus_per_actor:
         bundle["GPU"] = res.gpus_per_actor

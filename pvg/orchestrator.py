@@ -17,7 +17,7 @@ from pathlib import Path
 
 import ray
 
-from pvg.actors import ProverActor, VerifierActor, make_group
+from pvg.actors import ProverActor, VerifierActor, check_supported, make_group
 from pvg.config import PvgConfig, load_config
 from pvg.dataset import load_split
 from pvg.errors import PvgError
@@ -70,6 +70,7 @@ class Orchestrator:
         return cls(load_config(rf.config_path), run_dir, resume=True, **kw)
 
     def _prepare_folder(self) -> None:
+        check_supported(self.cfg.resources)
         rf = self.rf
         if not self.resume:
             if rf.path.exists() and any(rf.path.iterdir()):

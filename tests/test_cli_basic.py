@@ -142,3 +142,14 @@ def test_data_preview_shows_brackets_verbatim(runner, tmp_path):
     result = invoke(runner, ["data", "preview", "j.yaml"])
     assert result.exit_code == 0, result.output
     assert "[x]" in result.stdout and "[b]" in result.stdout
+
+
+def test_train_rejects_unsupported_placement_before_any_work(tmp_path):
+    """A group of several actors is refused at once, before the warm start, and leaves no run folder."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"run: {{out_dir: {tmp_path / 'runs'}, cache_dir: {tmp_path / 'cache'}}}\n"
+                   "resources: {prover: {actors: 2}}\n")
+    result = CliRunner().invoke(app, ["train", str(cfg)])
+    assert result.exit_code == 2
+    assert "resources.prover.actors=2" in result.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
