@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -330,7 +329,3 @@ class Orchestrator:
 def default_run_dir(cfg: PvgConfig) -> Path:
     return Path(cfg.run.out_dir) / cfg.run.name
 
-
-def clean_partial(run_dir: Path) -> None:
-    for p in run_dir.rglob("*.partial"):
-        shutil.rmtree(p, ignore_errors=True)

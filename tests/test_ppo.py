@@ -2,7 +2,6 @@
 
 import copy
 import math
-import random
 
 import pytest
 import torch
