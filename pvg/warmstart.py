@@ -26,12 +26,12 @@ from pvg.dataset import load_split
 from pvg.errors import PvgError
 from pvg.generation import generate
 from pvg.grading import is_correct
-from pvg.models import build_tiny_causal_lm, load_causal_lm, num_params
+from pvg.models import build_tiny_causal_lm, num_params
 from pvg.problems import Problem
 from pvg.progress import console, progress_bar
 from pvg.roles import ROLES, prover_prompt, verifier_text
 from pvg.sft import Example, encode, train_lm
-from pvg.tokenizer import load_tokenizer, train_tokenizer
+from pvg.tokenizer import train_tokenizer
 
 WARMSTART_FORMAT = 1  # bump when the warm-start recipe changes, so old caches are not reused
 
@@ -188,6 +188,3 @@ def _result(cfg: PvgConfig, root: Path, metrics: dict) -> WarmStart:
         metrics=metrics,
     )
 
-
-def load_initial_prover(ws: WarmStart, dtype: str = "float32"):
-    return load_causal_lm(ws.prover, dtype), load_tokenizer(ws.prover_tokenizer)
