@@ -28,14 +28,10 @@ def _setup_torch(cpus: float) -> None:
     threads = max(1, int(cpus))
     torch.set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's "no GPU found" warning, once per import
     torch.use_deterministic_algorithms(True, warn_only=True)
-    import transformers
+    from pvg.models import quiet_libraries
 
-    transformers.logging.set_verbosity_error()  # "newly initialized score head" is expected every round
-    transformers.utils.logging.disable_progress_bar()
+    quiet_libraries()
 
 
 class ProverActor:

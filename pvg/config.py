@@ -177,7 +177,6 @@ class ResourcesConfig(_Strict):
     prover: GroupResources = Field(default_factory=GroupResources)
     verifier: GroupResources = Field(default_factory=GroupResources)
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
-    colocate: bool = False
 
 
 class LoggingConfig(_Strict):

@@ -65,5 +65,19 @@ def load_verifier(path: str | Path, pad_token_id: int | None, dtype: str = "floa
     return model
 
 
+def quiet_libraries() -> None:
+    """Our own progress bars only: no per-load weight bars, no "newly initialized score head" notes
+    (expected every round), no DeepSpeed "no GPU found" warning on CPU machines."""
+    import os
+
+    import transformers
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def num_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

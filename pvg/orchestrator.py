@@ -69,7 +69,6 @@ class Orchestrator:
         return cls(load_config(rf.config_path), run_dir, resume=True, **kw)
 
     def _prepare_folder(self) -> None:
-        check_supported(self.cfg.resources)
         rf = self.rf
         if not self.resume:
             if rf.path.exists() and any(rf.path.iterdir()):
@@ -91,7 +90,7 @@ class Orchestrator:
             self.wandb = wandb.init(project="pvg", name=self.rf.path.name, dir=str(self.rf.path),
                                     config=self.cfg.model_dump(mode="json"), resume="allow", id=self.rf.path.name)
 
-    def _log_tb(self, prefix: str, row: dict, step: int) -> None:
+    def _log_scalars(self, prefix: str, row: dict, step: int) -> None:
         scalars = {}
         for k, v in row.items():
             if isinstance(v, bool):
@@ -107,6 +106,7 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ the game
     def run(self) -> dict:
+        check_supported(self.cfg.resources)  # before anything is written or trained
         self._prepare_folder()
         lock = RunLock(self.rf.path)
         lock.acquire()
@@ -199,7 +199,7 @@ class Orchestrator:
         row = self._evaluate(k, vstats, pstats)
         rf.append_metrics([row])
         rf.mark(f"{k}/eval")
-        self._log_tb("round", row, k)
+        self._log_scalars("round", row, k)
         console.print(
             f"round {k}: helpful pass {row['helpful_pass_rate']:.0%} · sneaky incorrect {row['sneaky_incorrect_rate']:.0%}"
             f" · AUROC {row['verifier_auroc']:.3f} · fool rate {row['sneaky_fool_rate']:.0%} · "
@@ -217,7 +217,6 @@ class Orchestrator:
         t0 = time.time()
         ray.get(self.prover.reset.remote(seed_for(cfg.run.seed, k, "prover-init")))
         steps_to_exploit, last = None, {}
-        rows = []
         with progress_bar(f"round {k}: prover PPO", ppo.max_steps, self.progress) as advance:
             for step in range(ppo.max_steps):
                 problems = self._problem_batch(self.sides["prover"], ppo.problems_per_step,
@@ -247,9 +246,8 @@ class Orchestrator:
                     "helpful_correct_mean_score": helpful_correct_score if hc else None,
                     **stats,
                 }
-                rows.append(last)
                 self.rf.append_metrics([last])  # live; rows of an unfinished phase are dropped on resume
-                self._log_tb(f"ppo/round-{k}", last, step + 1)
+                self._log_scalars(f"ppo/round-{k}", last, step + 1)
                 advance(reward_h=last["reward_helpful"], reward_s=last["reward_sneaky"], kl=stats["kl_to_init"])
                 if exploited:
                     steps_to_exploit = step + 1
@@ -257,7 +255,7 @@ class Orchestrator:
         return {
             "steps_to_exploit": steps_to_exploit,
             "exploited": steps_to_exploit is not None,
-            "ppo_steps": len(rows),
+            "ppo_steps": last.get("step", 0),
             "kl_to_init": last.get("kl_to_init"),
             "prover_phase_s": round(time.time() - t0, 2),
         }

@@ -26,7 +26,7 @@ from pvg.dataset import load_split
 from pvg.errors import PvgError
 from pvg.generation import generate
 from pvg.grading import is_correct
-from pvg.models import build_tiny_causal_lm, num_params
+from pvg.models import build_tiny_causal_lm, num_params, quiet_libraries
 from pvg.problems import Problem
 from pvg.progress import console, progress_bar
 from pvg.roles import ROLES, prover_prompt, verifier_text
@@ -87,10 +87,10 @@ def evaluate_roles(model, tok, problems: list[Problem], *, tiny: bool, max_new_t
     under-states the sneaky role, whose flaw is never the single most likely next line.
     """
     result = {}
+    prompts = {role: [prover_prompt(tok, p.question, role, tiny) for p in problems] for role in ROLES}
     for greedy, suffix in ((False, ""), (True, "_greedy")):
         for role in ROLES:
-            prompts = [prover_prompt(tok, p.question, role, tiny) for p in problems]
-            samples = generate(model, tok, prompts, max_new_tokens=max_new_tokens, greedy=greedy,
+            samples = generate(model, tok, prompts[role], max_new_tokens=max_new_tokens, greedy=greedy,
                                temperature=temperature, seed=seed)
             rate = sum(is_correct(s.text, p.answer) for s, p in zip(samples, problems)) / len(problems)
             if role == "helpful":
@@ -118,7 +118,7 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
         return _result(cfg, root, metrics)
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))  # the warm start runs alone, before Ray starts
-    _quiet_transformers()
+    quiet_libraries()
     t0 = time.time()
     sides = load_split(cfg.data, cfg.run.seed)
     train = sides["prover"]
@@ -165,15 +165,6 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
                       f"(sampled at T={cfg.prover.temperature}; greedy: {metrics['helpful_pass_rate_greedy']:.0%}, "
                       f"{metrics['sneaky_incorrect_rate_greedy']:.0%}), {metrics['seconds']:.0f}s → {root}")
     return _result(cfg, root, metrics)
-
-
-def _quiet_transformers() -> None:
-    import transformers
-
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    transformers.utils.logging.disable_progress_bar()
-    transformers.logging.set_verbosity_error()
 
 
 def _result(cfg: PvgConfig, root: Path, metrics: dict) -> WarmStart:
