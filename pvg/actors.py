@@ -75,7 +75,8 @@ class ProverActor:
 
         prompts = [prover_prompt(self.tok, q, r, self.tiny) for q, r in zip(questions, roles)]
         samples = generate(self.policy, self.tok, prompts, max_new_tokens=self.cfg.max_new_tokens,
-                           temperature=self.cfg.temperature, top_p=self.cfg.top_p, greedy=greedy, seed=seed)
+                           temperature=self.cfg.temperature, top_p=self.cfg.top_p, greedy=greedy, seed=seed,
+                           calculator=self.cfg.calculator)
         self._last = samples
         return [{"text": s.text, "tokens": len(s.response_ids), "finished": s.finished} for s in samples]
 
@@ -86,7 +87,7 @@ class ProverActor:
         if self._last is None or len(self._last) != len(scores):
             raise RuntimeError("ppo_update needs the scores of the last sample() call, in order")
         batch = pad_episodes([s.prompt_ids for s in self._last], [s.response_ids for s in self._last],
-                             self.tok.pad_token_id, scores)
+                             self.tok.pad_token_id, scores, [s.forced for s in self._last])
         batch = _to(batch, self.device)
         return self.trainer.update(batch)
 
@@ -131,8 +132,9 @@ class VerifierActor:
 
 
 def _to(batch, device):
-    for f in ("input_ids", "attention_mask", "mask", "scores"):
-        setattr(batch, f, getattr(batch, f).to(device))
+    for f in ("input_ids", "attention_mask", "mask", "scores", "action_mask"):
+        if getattr(batch, f) is not None:
+            setattr(batch, f, getattr(batch, f).to(device))
     return batch
 
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
-import traceback
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 
+from pvg import cli_export, cli_inspect
+from pvg.cli_common import SetOption, err, friendly, out, set_debug
 from pvg.errors import PvgError
 
 app = typer.Typer(
@@ -28,33 +26,10 @@ data_app = typer.Typer(no_args_is_help=True, help="Generate and preview problems
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
-out = Console()
-err = Console(stderr=True)
-_state = {"debug": False}
-
-SetOption = typer.Option(None, "--set", help="Override a config key: --set ppo.lr=1e-4 (repeatable).")
-
 
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
-    _state["debug"] = debug or bool(os.environ.get("PVG_DEBUG"))
-
-
-def friendly(fn: Callable) -> Callable:
-    """Turn PvgError (bad input) into one message and exit code 2; anything else is a real bug."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PvgError as e:
-            if _state["debug"]:
-                traceback.print_exc()
-            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
-
-    return wrapper
-
+    set_debug(debug)
 
 def _load(config: Path, overrides: Optional[List[str]]):
     from pvg.config import load_config
@@ -154,6 +129,10 @@ def train(
         orch = Orchestrator(cfg, run_dir or default_run_dir(cfg), address=address)
     summary = orch.run()
     out.print_json(data=summary)
+
+
+cli_inspect.register(app)  # metrics, plot, report
+cli_export.register(app)  # export-verifier, export-prover, score, eval-verifier
 
 
 def entrypoint() -> None:

@@ -110,6 +110,9 @@ class ProverConfig(ModelConfig):
     max_new_tokens: int = Field(72, ge=4)
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
+    calculator: bool = Field(
+        False, description="write the result of every `a op b =` while sampling (pvg.calculator), as GSM8K's "
+                           "own solutions were sampled; the prover then errs only in its reasoning")
 
 
 class VerifierConfig(ModelConfig):
@@ -127,6 +130,9 @@ class VerifierConfig(ModelConfig):
 class WarmstartConfig(_Strict):
     prover_steps: int = Field(800, ge=1)
     verifier_steps: int = Field(300, ge=1)
+    verifier_pretrain_steps: int = Field(
+        0, ge=0, description="then train the verifier base to judge: Bradley-Terry on (reference, planted flaw) "
+                             "pairs of the prover's half; 0 = off (the base is a language model only)")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(30, ge=0)

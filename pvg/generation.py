@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from transformers import LogitsProcessorList
+
+from pvg.calculator import Calculator
 
 
 @dataclass
@@ -14,6 +17,7 @@ class Sample:
     response_ids: list[int]  # up to and including EOS when the model stopped by itself
     text: str  # the response decoded without special tokens
     finished: bool  # ended with EOS (not cut at max_new_tokens)
+    forced: list[bool] | None = None  # per response token: written by the calculator, not sampled
 
 
 @torch.no_grad()
@@ -28,7 +32,9 @@ def generate(
     greedy: bool = False,
     batch_size: int = 256,
     seed: int | None = None,
+    calculator: bool = False,
 ) -> list[Sample]:
+    """`calculator`: results of `a op b =` are written by `pvg.calculator` (and marked as forced)."""
     if seed is not None:
         torch.manual_seed(seed)
     model.eval()
@@ -39,6 +45,9 @@ def generate(
         chunk = list(prompts[start : start + batch_size])
         enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        calc = Calculator(tok, enc["input_ids"].shape[1]) if calculator else None
+        if calc is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([calc])
         gen = model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
@@ -58,5 +67,6 @@ def generate(
                 while resp and resp[-1] == tok.pad_token_id and tok.pad_token_id != tok.eos_token_id:
                     resp.pop()
             text = tok.decode(resp, skip_special_tokens=True)
-            out.append(Sample(prompt_ids, resp, text, finished))
+            forced = [(row, t) in calc.forced for t in range(len(resp))] if calc is not None else None
+            out.append(Sample(prompt_ids, resp, text, finished, forced))
     return out

@@ -17,7 +17,7 @@ from pathlib import Path
 import ray
 
 from pvg.actors import ProverActor, VerifierActor, check_supported, make_group
-from pvg.config import PvgConfig, load_config
+from pvg.config import GameConfig, PvgConfig, load_config
 from pvg.dataset import load_split
 from pvg.errors import PvgError
 from pvg.grading import extract_answer, is_correct
@@ -151,7 +151,7 @@ class Orchestrator:
         summary = None
         for k in range(cfg.game.max_rounds):
             row = self._round(k, finished)
-            stop = self._stop_reason(row, k)
+            stop = stop_reason(cfg.game, cfg.ppo.max_steps, row, k)
             if stop:
                 summary = self._finish(stop, k)
                 break
@@ -302,19 +302,6 @@ class Orchestrator:
         }
         return row
 
-    def _stop_reason(self, row: dict, k: int) -> str | None:
-        g = self.cfg.game
-        fooled = row["sneaky_fool_rate"]
-        below = fooled == fooled and fooled < g.fool_rate_bar
-        if g.stop_rule == "no_exploit_and_fool_rate" and not row["exploited"] and below:
-            return (f"round {k}: the sneaky prover no longer fools the verifier (no exploit in {self.cfg.ppo.max_steps} "
-                    f"PPO steps, fool rate {fooled:.1%} < {g.fool_rate_bar:.1%})")
-        if g.stop_rule == "fool_rate" and below:
-            return f"round {k}: sneaky fool rate {fooled:.1%} < {g.fool_rate_bar:.1%}"
-        if k + 1 >= g.max_rounds:
-            return f"reached game.max_rounds={g.max_rounds}"
-        return None
-
     def _finish(self, reason: str, k: int) -> dict:
         rounds = [r for r in self.rf.read_metrics() if r["kind"] == "round"]
         summary = {"stop_reason": reason, "rounds": len(rounds), "last_round": k,
@@ -322,6 +309,25 @@ class Orchestrator:
         write_atomic(self.rf.summary_path, json.dumps(summary, indent=2))
         console.print(f"[bold]game over:[/] {reason}")
         return summary
+
+
+def stop_reason(game: GameConfig, ppo_max_steps: int, row: dict, k: int) -> str | None:
+    """Why the game ends after round `k` (its metrics `row`), or None to play on.
+
+    `no_exploit_and_fool_rate` (the paper's): the sneaky role neither exploited the verifier within
+    the step limit nor fools it more often than the bar. `fool_rate`: the bar alone. The round limit
+    always applies. A NaN fool rate (no sneaky solution was incorrect) never counts as below the bar.
+    """
+    fooled = row["sneaky_fool_rate"]
+    below = fooled == fooled and fooled < game.fool_rate_bar
+    if game.stop_rule == "no_exploit_and_fool_rate" and not row["exploited"] and below:
+        return (f"round {k}: the sneaky prover no longer fools the verifier (no exploit in {ppo_max_steps} "
+                f"PPO steps, fool rate {fooled:.1%} < {game.fool_rate_bar:.1%})")
+    if game.stop_rule == "fool_rate" and below:
+        return f"round {k}: sneaky fool rate {fooled:.1%} < {game.fool_rate_bar:.1%}"
+    if k + 1 >= game.max_rounds:
+        return f"reached game.max_rounds={game.max_rounds}"
+    return None
 
 
 def default_run_dir(cfg: PvgConfig) -> Path:

@@ -118,13 +118,21 @@ class Rollout:
     old_values: torch.Tensor | None = None
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
+    # 1 where the response token was the policy's own choice; tokens written by the calculator are 0:
+    # they carry no gradient and no KL, but still count for values and GAE (they are part of the episode).
+    action_mask: torch.Tensor | None = None
+
+    @property
+    def act(self) -> torch.Tensor:
+        return self.mask if self.action_mask is None else self.action_mask
 
     def rows(self, idx: torch.Tensor) -> "Rollout":
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
         return Rollout(*(pick(getattr(self, f)) for f in self.__dataclass_fields__))
 
 
-def pad_episodes(prompts: list[list[int]], responses: list[list[int]], pad_id: int, scores: list[float]) -> Rollout:
+def pad_episodes(prompts: list[list[int]], responses: list[list[int]], pad_id: int, scores: list[float],
+                 forced: list[list[bool] | None] | None = None) -> Rollout:
     seqs = [p + r for p, r in zip(prompts, responses)]
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -134,7 +142,14 @@ def pad_episodes(prompts: list[list[int]], responses: list[list[int]], pad_id: i
         ids[i, : len(p) + len(r)] = torch.tensor(p + r)
         attn[i, : len(p) + len(r)] = 1
         mask[i, len(p) - 1 : len(p) + len(r) - 1] = 1
-    return Rollout(ids, attn, mask, torch.tensor(scores, dtype=torch.float32))
+    action = None
+    if forced is not None and any(f is not None and any(f) for f in forced):
+        action = mask.clone()
+        for i, (p, f) in enumerate(zip(prompts, forced)):
+            for t, was_forced in enumerate(f or []):
+                if was_forced:
+                    action[i, len(p) - 1 + t] = 0
+    return Rollout(ids, attn, mask, torch.tensor(scores, dtype=torch.float32), action_mask=action)
 
 
 class ValueHead(torch.nn.Module):
@@ -181,12 +196,12 @@ class PPOTrainer:
         batch.old_logp, _, batch.old_values = forward(self.policy, self.value_head, batch, temperature=self.temperature)
         ref_out = self.ref(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         batch.ref_logp, _ = logprobs_and_entropy(ref_out.logits[:, :-1] / self.temperature, batch.input_ids[:, 1:])
-        kl = kl_penalty(batch.old_logp, batch.ref_logp, self.cfg.kl_estimator) * batch.mask
+        kl = kl_penalty(batch.old_logp, batch.ref_logp, self.cfg.kl_estimator) * batch.act
         coef = self.cfg.kl_coef if self.cfg.kl_in == "reward" else 0.0
         rewards = token_rewards(batch.scores, kl, batch.mask, coef)
         adv, batch.returns = gae(rewards, batch.old_values * batch.mask, batch.mask, self.cfg.gamma, self.cfg.lam)
         batch.advantages = masked_whiten(adv, batch.mask) if self.cfg.whiten_advantages else adv
-        seq_kl = (kl_penalty(batch.old_logp, batch.ref_logp, "k1") * batch.mask).sum(1)
+        seq_kl = (kl_penalty(batch.old_logp, batch.ref_logp, "k1") * batch.act).sum(1)
         return {"kl_to_init": seq_kl.mean().item()}
 
     def update(self, batch: Rollout) -> dict:
@@ -206,14 +221,14 @@ class PPOTrainer:
                     part = batch.rows(idx[m0 : m0 + micro])
                     weight = len(part.scores) / len(idx)
                     logp, entropy, values = forward(self.policy, self.value_head, part, temperature=self.temperature)
-                    pg, clipfrac, approx_kl = policy_loss(logp, part.old_logp, part.advantages, part.mask, cfg.clip_range)
+                    pg, clipfrac, approx_kl = policy_loss(logp, part.old_logp, part.advantages, part.act, cfg.clip_range)
                     vf = value_loss(values, part.old_values, part.returns, part.mask, cfg.value_clip_range)
                     loss = pg + cfg.vf_coef * vf
                     if cfg.kl_in == "loss":
-                        loss = loss + cfg.kl_coef * masked_mean(kl_penalty(logp, part.ref_logp, cfg.kl_estimator), part.mask)
+                        loss = loss + cfg.kl_coef * masked_mean(kl_penalty(logp, part.ref_logp, cfg.kl_estimator), part.act)
                     (loss * weight).backward()
                     for k, v in (("pg_loss", pg), ("vf_loss", vf), ("clipfrac", clipfrac), ("approx_kl", approx_kl),
-                                 ("entropy", masked_mean(entropy, part.mask))):
+                                 ("entropy", masked_mean(entropy, part.act))):
                         logs[k].append(v.item())
                 torch.nn.utils.clip_grad_norm_(
                     list(self.policy.parameters()) + list(self.value_head.parameters()), cfg.max_grad_norm

@@ -26,14 +26,15 @@ from pvg.dataset import load_split
 from pvg.errors import PvgError
 from pvg.generation import generate
 from pvg.grading import is_correct
-from pvg.models import build_tiny_causal_lm, num_params, quiet_libraries
+from pvg.models import build_tiny_causal_lm, load_verifier, num_params, quiet_libraries
 from pvg.problems import Problem
 from pvg.progress import console, progress_bar
 from pvg.roles import ROLES, prover_prompt, verifier_text
 from pvg.sft import Example, encode, train_lm
 from pvg.tokenizer import train_tokenizer
+from pvg.verifier_train import Pair, score_texts, train_verifier
 
-WARMSTART_FORMAT = 1  # bump when the warm-start recipe changes, so old caches are not reused
+WARMSTART_FORMAT = 2  # bump when the warm-start recipe changes, so old caches are not reused
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ def cache_key(cfg: PvgConfig) -> str:
         "format": WARMSTART_FORMAT,
         "seed": cfg.run.seed,
         "data": cfg.data.model_dump(mode="json"),
-        "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature"}),
-        "verifier": cfg.verifier.model_dump(mode="json", include={"model", "tiny"}),
+        "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature", "calculator"}),
+        "verifier": cfg.verifier.model_dump(mode="json", include={"model", "tiny", "lr", "batch_pairs", "center_coef",
+                                                                   "max_length"}),
         "warmstart": cfg.warmstart.model_dump(mode="json"),
     }
     return hashlib.sha256(json.dumps(determined_by, sort_keys=True).encode()).hexdigest()[:16]
@@ -80,7 +82,7 @@ def sft_examples(problems: list[Problem], sneaky_fraction: float, seed: int) -> 
 
 
 def evaluate_roles(model, tok, problems: list[Problem], *, tiny: bool, max_new_tokens: int, temperature: float,
-                   seed: int) -> dict:
+                   seed: int, calculator: bool = False) -> dict:
     """Both roles sampled as in the game (at the prover's temperature), and greedily for reference.
 
     The sampled rates are the headline: they are what the game starts from. Greedy decoding
@@ -91,13 +93,45 @@ def evaluate_roles(model, tok, problems: list[Problem], *, tiny: bool, max_new_t
     for greedy, suffix in ((False, ""), (True, "_greedy")):
         for role in ROLES:
             samples = generate(model, tok, prompts[role], max_new_tokens=max_new_tokens, greedy=greedy,
-                               temperature=temperature, seed=seed)
+                               temperature=temperature, seed=seed, calculator=calculator)
             rate = sum(is_correct(s.text, p.answer) for s, p in zip(samples, problems)) / len(problems)
             if role == "helpful":
                 result["helpful_pass_rate" + suffix] = rate
             else:
                 result["sneaky_incorrect_rate" + suffix] = 1 - rate
     return result
+
+
+def flaw_pairs(problems: list[Problem]) -> list[Pair]:
+    return [Pair(verifier_text(p.question, p.compact_reference), verifier_text(p.question, f.compact))
+            for p in problems if p.compact_reference for f in p.flawed]
+
+
+def pretrain_verifier(cfg: PvgConfig, tok, base_dir: Path, train: list[Problem], test: list[Problem],
+                      progress: bool) -> dict:
+    """Teach the verifier base what a wrong step looks like before the game, as a math-tuned model knows.
+
+    The paper's verifiers start from models pretrained and lightly tuned on math; a tiny model from
+    scratch knows nothing of the kind, and the few thousand pool pairs of a round are not enough to
+    learn to compare a solution's numbers with the question's. Measured (eval/verifier_sweep.py):
+    AUROC on held-out pool solutions 0.71 without this step, 0.81 after 1500 steps. Only the
+    prover's half is used (the verifier's half stays the pool's; the test set stays unseen), and
+    every round still starts again from these weights.
+    """
+    vc = cfg.verifier
+    model = load_verifier(base_dir, tok.pad_token_id, seed=cfg.run.seed + 2)
+    steps = cfg.warmstart.verifier_pretrain_steps
+    with progress_bar("warm start: verifier judging", steps, progress) as advance:
+        stats = train_verifier(model, tok, flaw_pairs(train), steps=steps, batch_pairs=vc.batch_pairs, lr=vc.lr,
+                               center_coef=vc.center_coef, max_length=vc.max_length, seed=cfg.run.seed + 2,
+                               on_step=lambda s, loss, acc: advance(loss=loss, acc=acc))
+    held = flaw_pairs(test[: cfg.warmstart.eval_problems])
+    chosen = score_texts(model, tok, [p.chosen for p in held], vc.max_length)
+    rejected = score_texts(model, tok, [p.rejected for p in held], vc.max_length)
+    shutil.rmtree(base_dir)
+    model.save_pretrained(base_dir)
+    return {"verifier_pretrain_pair_acc": stats["verifier_pair_acc"],
+            "verifier_pretrain_heldout_pair_acc": sum(c > r for c, r in zip(chosen, rejected)) / len(held)}
 
 
 def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True) -> WarmStart:
@@ -140,7 +174,8 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
         metrics |= {"prover_params": num_params(prover), "prover_final_loss": sum(losses[-20:]) / len(losses[-20:])}
         test = sides["test"][: cfg.warmstart.eval_problems]
         metrics |= evaluate_roles(prover, tok, test, tiny=True, max_new_tokens=cfg.prover.max_new_tokens,
-                                  temperature=cfg.prover.temperature, seed=cfg.run.seed)
+                                  temperature=cfg.prover.temperature, seed=cfg.run.seed,
+                                  calculator=cfg.prover.calculator)
         metrics["eval_problems"] = len(test)
 
     if verifier_tiny:
@@ -153,6 +188,8 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
                               seed=cfg.run.seed + 1, mask_prompt=False, on_step=lambda s, loss: advance(loss=loss))
         base.save_pretrained(tmp / "verifier_base")
         metrics |= {"verifier_params": num_params(base), "verifier_final_loss": sum(losses[-20:]) / len(losses[-20:])}
+        if cfg.warmstart.verifier_pretrain_steps:
+            metrics |= pretrain_verifier(cfg, tok, tmp / "verifier_base", train, sides["test"], progress)
 
     metrics["seconds"] = round(time.time() - t0, 1)
     (tmp / "warmstart.json").write_text(json.dumps(metrics, indent=2))
@@ -164,6 +201,9 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
                       f"{metrics['sneaky_incorrect_rate']:.0%} on {metrics['eval_problems']} held-out problems "
                       f"(sampled at T={cfg.prover.temperature}; greedy: {metrics['helpful_pass_rate_greedy']:.0%}, "
                       f"{metrics['sneaky_incorrect_rate_greedy']:.0%}), {metrics['seconds']:.0f}s → {root}")
+    if "verifier_pretrain_heldout_pair_acc" in metrics:
+        console.print(f"warm start: the verifier base ranks the reference above a planted flaw in "
+                      f"{metrics['verifier_pretrain_heldout_pair_acc']:.0%} of held-out pairs")
     return _result(cfg, root, metrics)
 
 

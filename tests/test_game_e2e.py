@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "tiny-ci.yaml"
+from pvgrun import CONFIG, env, overrides, pvg_cmd
+
 ROUND_KEYS = [
     "round", "helpful_pass_rate", "sneaky_incorrect_rate", "verifier_auroc", "verifier_completeness",
     "verifier_soundness", "sneaky_fool_rate", "steps_to_exploit", "exploited", "kl_to_init",
@@ -27,35 +27,6 @@ ROUND_KEYS = [
 PPO_KEYS = ["round", "step", "reward_helpful", "reward_sneaky", "kl_to_init", "entropy", "clipfrac", "approx_kl",
             "vf_loss", "pg_loss", "explained_variance"]
 pytestmark = pytest.mark.slow
-
-
-def pvg_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pvg.cli", *args]
-
-
-def env() -> dict:
-    e = dict(os.environ)
-    e.pop("RAY_ADDRESS", None)
-    e["PYTHONUNBUFFERED"] = "1"
-    return e
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("pvg-cache")
-
-
-def overrides(out: Path, cache: Path) -> list[str]:
-    return ["--set", f"run.out_dir={out}", "--set", f"run.cache_dir={cache}", "--set", "logging.progress=false"]
-
-
-@pytest.fixture(scope="session")
-def finished_run(tmp_path_factory, cache_dir) -> Path:
-    out = tmp_path_factory.mktemp("runs-a")
-    proc = subprocess.run(pvg_cmd("train", str(CONFIG), *overrides(out, cache_dir)), capture_output=True, text=True,
-                          env=env(), timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return out / "tiny-ci"
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -112,6 +83,14 @@ def _state(run: Path) -> list[str]:
         return []
 
 
+def _ppo_started(run: Path, round_: int) -> bool:
+    try:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return False
+    return any(f'"kind": "ppo", "round": {round_},' in line for line in lines)
+
+
 def test_sigkill_mid_prover_phase_then_resume(finished_run: Path, tmp_path: Path, cache_dir: Path):
     out = tmp_path / "runs-b"
     run = out / "tiny-ci"
@@ -119,12 +98,12 @@ def test_sigkill_mid_prover_phase_then_resume(finished_run: Path, tmp_path: Path
                             stderr=subprocess.DEVNULL, env=env(), start_new_session=True)
     deadline = time.time() + 600
     try:
-        # wait until round 1's prover phase is under way, then kill the whole process tree with SIGKILL
-        while "1/verifier" not in _state(run):
+        # wait until round 1's prover phase has logged its first PPO update (the phase takes about a
+        # second here), then kill the whole process tree with SIGKILL at once
+        while not _ppo_started(run, 1):
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.time() < deadline
-            time.sleep(0.2)
-        time.sleep(1.0)
+            time.sleep(0.02)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

@@ -67,3 +67,31 @@ def test_warmstart_cli_prints_metrics(cfg, tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout[result.stdout.index("{"):])
     assert "helpful_pass_rate" in out and out["prover"].endswith("prover")
+
+
+def test_verifier_pretraining_teaches_the_base_to_judge(tmp_path):
+    """With `verifier_pretrain_steps`, the verifier base is a judging sequence classifier, not a bare LM.
+
+    Easy flaw kinds (a wrong operation, a dropped step) so that a few dozen steps of a micro model are
+    enough: the point is that the step runs on real pairs and what it learns is what the game starts from.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from pvg.models import load_verifier
+    from pvg.roles import verifier_text
+    from pvg.tokenizer import load_tokenizer
+    from pvg.verifier_train import score_texts
+
+    cfg = load_config(None, MICRO + [f"run.cache_dir={tmp_path}", "data.flaw_kinds=[wrong_operation,dropped_step]",
+                                     "warmstart.verifier_pretrain_steps=120", "verifier.batch_pairs=16"])
+    ws = run_warmstart(cfg)
+    assert ws.metrics["verifier_pretrain_heldout_pair_acc"] >= 0.7, ws.metrics  # chance is 0.5
+    clf = AutoModelForSequenceClassification.from_pretrained(ws.verifier_base)
+    assert clf.config.num_labels == 1
+    # The game re-initializes every round from exactly these weights, score head included.
+    tok = load_tokenizer(ws.verifier_tokenizer)
+    text = [verifier_text("Sam has 12 pens. Sam buys 5 more. How many pens does Sam have now?",
+                          "buys 5 more: 12 + 5 = 17\n#### 17")]
+    a = score_texts(load_verifier(ws.verifier_base, tok.pad_token_id, seed=1), tok, text, 64)
+    b = score_texts(load_verifier(ws.verifier_base, tok.pad_token_id, seed=2), tok, text, 64)
+    assert a == b
