@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 
 from pvg import cli_export, cli_inspect
+from pvg import cli_jobs
 from pvg.cli_common import SetOption, err, friendly, out, set_debug
 from pvg.errors import PvgError
 
@@ -133,6 +134,7 @@ def train(
 
 cli_inspect.register(app)  # metrics, plot, report
 cli_export.register(app)  # export-verifier, export-prover, score, eval-verifier
+cli_jobs.register(app)  # submit, jobs list/status/logs/stop
 
 
 def entrypoint() -> None:
