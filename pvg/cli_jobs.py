@@ -48,7 +48,8 @@ def submit(
     python: str = typer.Option("python", "--python", help="Python executable on the cluster that runs the job."),
     resource_check: bool = typer.Option(True, "--resource-check/--no-resource-check",
                                         help="Refuse a config that asks for more CPUs/GPUs than the cluster's nodes "
-                                             "have (turn off for an autoscaling cluster that grows on demand)."),
+                                             "have, here and in the job's driver (turn off for an autoscaling "
+                                             "cluster that grows on demand: sets resources.precheck=false)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the job (entrypoint, runtime env) "
                                  "without contacting the cluster."),
 ) -> None:
@@ -58,7 +59,8 @@ def submit(
     """
     from pvg import jobs
 
-    sub = jobs.plan_submission(config, set or [], run_dir=run_dir, name=name, working_dir=working_dir, pip=pip,
+    overrides = list(set or []) + ([] if resource_check else ["resources.precheck=false"])  # the job's driver too
+    sub = jobs.plan_submission(config, overrides, run_dir=run_dir, name=name, working_dir=working_dir, pip=pip,
                                python=python)
     for w in sub.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)

@@ -183,6 +183,37 @@ class ResourcesConfig(_Strict):
     prover: GroupResources = Field(default_factory=GroupResources)
     verifier: GroupResources = Field(default_factory=GroupResources)
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    colocate: bool = Field(
+        False, description="put verifier actor i in prover actor i's bundle: the two share its GPU (half each, "
+                           "the same device) since their phases alternate; needs gpus_per_actor <= 1 and "
+                           "verifier.actors <= prover.actors")
+    precheck: bool = Field(
+        True, description="refuse at once a config the cluster's nodes cannot hold; turn off on an autoscaling "
+                          "cluster, where placement then waits placement_timeout_s for new nodes")
+    placement_timeout_s: float = Field(60, gt=0, description="how long to wait for the placement groups")
+
+    @model_validator(mode="after")
+    def _colocatable(self) -> "ResourcesConfig":
+        if self.colocate:
+            for name in ("prover", "verifier"):
+                g = getattr(self, name).gpus_per_actor
+                if g > 1:
+                    raise ValueError(f"colocate shares one GPU per bundle: {name}.gpus_per_actor must be <= 1 (got {g:g})")
+            if self.verifier.actors > self.prover.actors:
+                raise ValueError(f"colocate puts each verifier actor beside a prover actor: verifier.actors "
+                                 f"({self.verifier.actors}) must be <= prover.actors ({self.prover.actors})")
+        return self
+
+
+class DeepSpeedConfig(_Strict):
+    """How the prover group trains: plain torch on one CPU actor, a DeepSpeed engine otherwise."""
+
+    use: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: DeepSpeed when the prover group has several actors or GPUs, plain torch on one "
+                            "CPU actor (the tiny default)")
+    zero_stage: int = Field(2, ge=0, le=3, description="ZeRO stage across the prover actors (3 gathers the weights "
+                                                        "for each sampling call)")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU")
 
 
 class LoggingConfig(_Strict):
@@ -200,7 +231,28 @@ class PvgConfig(_Strict):
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     game: GameConfig = Field(default_factory=GameConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _shards_evenly(self) -> "PvgConfig":
+        """Several prover actors each take an equal shard of every PPO batch and an equal share of each
+        minibatch; an uneven split would leave one rank waiting for a gradient all-reduce forever."""
+        n = self.resources.prover.actors
+        episodes = self.ppo.problems_per_step * 2 * self.ppo.samples_per_problem
+        if n > 1:
+            if self.deepspeed.use == "never":
+                raise ValueError(f"resources.prover.actors={n} trains through DeepSpeed; deepspeed.use=never allows one actor")
+            if episodes % n:
+                raise ValueError(f"resources.prover.actors={n} must divide the PPO batch: ppo.problems_per_step x 2 roles "
+                                 f"x ppo.samples_per_problem = {episodes} episodes")
+            if self.ppo.minibatch_size % n:
+                raise ValueError(f"resources.prover.actors={n} must divide ppo.minibatch_size ({self.ppo.minibatch_size})")
+        local = min(self.ppo.minibatch_size, episodes) // n
+        if self.ppo.grad_accum > local:
+            raise ValueError(f"ppo.grad_accum ({self.ppo.grad_accum}) is more than the {local} episodes each prover "
+                             "actor has per minibatch; lower it or raise ppo.minibatch_size")
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -220,8 +272,9 @@ def _format_errors(source: str, err: ValidationError, tree: dict) -> str:
             lines.append(f"  {path}: unknown key (allowed here: {allowed})")
         else:
             got = _value_at(tree, e["loc"])
-            got_s = f" (got {got!r})" if got is not _MISSING else ""
-            lines.append(f"  {path or '<root>'}: {e['msg']}{got_s}")
+            got_s = f" (got {got!r})" if got is not _MISSING and not isinstance(got, dict) else ""
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {path or '<config>'}: {msg}{got_s}")
     return "\n".join(lines)
 
 

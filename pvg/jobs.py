@@ -229,9 +229,6 @@ def plan_submission(config: Path, overrides: list[str], *, run_dir: str | None =
     """Validate locally and build the job: entrypoint, runtime env, metadata. Uploads nothing."""
     overrides = list(overrides) + ([f"run.name={name}"] if name else [])
     cfg = load_config(config, overrides)  # a bad config fails here, before anything is uploaded
-    from pvg.actors import check_supported
-
-    check_supported(cfg.resources)
     root = project_root()
     wd = (working_dir or root or Path.cwd()).resolve()
     if not wd.is_dir():
@@ -293,41 +290,11 @@ def cluster_nodes(cluster: Cluster) -> list[dict]:
     return [n for n in nodes if n.get("state") == "ALIVE"]
 
 
-def _fmt(res: dict) -> str:
-    return ", ".join(f"{k}={v:g}" for k, v in res.items() if v or k == "CPU")
-
-
 def check_fits(resources: ResourcesConfig, nodes: list[dict], url: str) -> None:
     """Raise a PvgError naming what the config asks for and what the cluster has, if it cannot be placed."""
-    caps = [{k: float((n.get("resources_total") or {}).get(k, 0)) for k in ("CPU", "GPU")} for n in nodes]
-    total = {k: sum(c[k] for c in caps) for k in ("CPU", "GPU")}
-    groups = {name: getattr(resources, name) for name in ("prover", "verifier")}
-    bundles = {name: {"CPU": float(g.cpus_per_actor), "GPU": float(g.gpus_per_actor)} for name, g in groups.items()}
-    asked = {k: sum(g.actors * bundles[name][k] for name, g in groups.items()) for k in ("CPU", "GPU")}
-    fits = lambda need, cap: all(need[k] <= cap[k] + 1e-9 for k in need)  # noqa: E731
-    problems = [f"{asked[k]:g} {k} in all but the cluster has {total[k]:g}" for k in ("CPU", "GPU")
-                if asked[k] > total[k] + 1e-9]
-    strategy = resources.placement_strategy
-    for name, g in groups.items():
-        b = bundles[name]
-        if not problems and not any(fits(b, c) for c in caps):
-            problems.append(f"resources.{name} needs {_fmt(b)} on one node and no node has that")
-        if strategy == "STRICT_PACK":
-            whole = {k: g.actors * b[k] for k in b}
-            if not any(fits(whole, c) for c in caps):
-                problems.append(f"resources.{name} needs {_fmt(whole)} on one node (STRICT_PACK) and no node has that")
-        if strategy == "STRICT_SPREAD" and sum(fits(b, c) for c in caps) < g.actors:
-            problems.append(f"resources.{name} needs {g.actors} nodes with {_fmt(b)} each (STRICT_SPREAD)")
-    if not problems:
-        return
-    ask = "; ".join(f"{name} {g.actors} x {{{_fmt(bundles[name])}}}" for name, g in groups.items())
-    have = "; ".join(f"{{{_fmt(c)}}}" for c in sorted(caps, key=lambda c: (-c["GPU"], -c["CPU"])))
-    raise PvgError(
-        f"the cluster at {url} cannot place this config: {', '.join(problems)}. Asked: {ask} "
-        f"(CPU={asked['CPU']:g}, GPU={asked['GPU']:g} in all). The cluster has CPU={total['CPU']:g}, "
-        f"GPU={total['GPU']:g} on {len(caps)} node{'s' if len(caps) != 1 else ''}: {have}. Lower "
-        "resources.*.gpus_per_actor / cpus_per_actor or add nodes (--no-resource-check for an autoscaling cluster)"
-    )
+    from pvg.placement import check_fits as fits
+
+    fits(resources, [n.get("resources_total") or {} for n in nodes], f"the cluster at {url}")
 
 
 # --------------------------------------------------------------------------- submit, follow, stop

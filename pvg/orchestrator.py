@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ray
 
-from pvg.actors import ProverActor, VerifierActor, check_supported, make_group
+from pvg.actors import place_groups
 from pvg.config import GameConfig, PvgConfig, load_config
 from pvg.dataset import load_split
 from pvg.errors import PvgError
@@ -104,9 +104,24 @@ class Orchestrator:
         if self.wandb is not None:
             self.wandb.log(scalars)
 
+    def _stop_cleanly_on_sigterm(self) -> None:
+        """`pvg jobs stop`, Kubernetes and batch schedulers stop a run with SIGTERM: unwind as for
+        Ctrl-C, so the lock is released and TensorBoard flushed; the unfinished phase is redone on resume."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, frame):
+            console.print(f"[yellow]stopped by SIGTERM[/]; continue with `pvg train --resume {self.rf.path}`",
+                          highlight=False, soft_wrap=True)
+            raise SystemExit(143)
+
+        signal.signal(signal.SIGTERM, handler)
+
     # ------------------------------------------------------------------ the game
     def run(self) -> dict:
-        check_supported(self.cfg.resources)  # before anything is written or trained
         self._prepare_folder()
         lock = RunLock(self.rf.path)
         lock.acquire()
@@ -136,15 +151,17 @@ class Orchestrator:
         self._open_tb()
 
         start_ray(self.address)
-        res = cfg.resources
+        self._stop_cleanly_on_sigterm()  # after ray.init, which installs a handler of its own
         tiny = cfg.prover.model is None
-        self.prover = make_group("prover", ProverActor, res.prover, res.placement_strategy, 60,
-                                 ws.prover, ws.prover_tokenizer, cfg.prover, cfg.ppo, tiny).actors[0]
-        self.verifier = make_group("verifier", VerifierActor, res.verifier, res.placement_strategy, 60,
-                                   ws.verifier_base, ws.verifier_tokenizer, cfg.verifier).actors[0]
+        self.prover, self.verifier, _ = place_groups(
+            cfg.resources, (ws.prover, ws.prover_tokenizer, cfg.prover, cfg.ppo, cfg.deepspeed, tiny),
+            (ws.verifier_base, ws.verifier_tokenizer, cfg.verifier))
+        n_verifiers = len(self.verifier.actors)
+        console.print(f"prover: {self.prover.describe()} · verifier: {n_verifiers} actor{'s' * (n_verifiers != 1)}"
+                      f"{' (colocated with the prover)' if cfg.resources.colocate else ''}")
 
         if "initial" not in finished:
-            ray.get(self.prover.reset.remote(seed_for(cfg.run.seed, "initial")))
+            self.prover.reset(seed_for(cfg.run.seed, "initial"))
             rows = self._sample_rows(self.sides["verifier"], INITIAL, "initial", scores_from=None)
             write_round(rf.pool, INITIAL, rows)
             rf.mark("initial")
@@ -164,7 +181,7 @@ class Orchestrator:
         # 1. verifier phase
         t0 = time.time()
         if f"{k}/verifier" in finished:
-            ray.get(self.verifier.load.remote(str(rf.ckpt(k, "verifier"))))
+            self.verifier.load(str(rf.ckpt(k, "verifier")))
             vstats = rf.phase_info(f"{k}/verifier")
         else:
             sources = [INITIAL] + list(range(k))
@@ -174,21 +191,20 @@ class Orchestrator:
             if not pairs:
                 raise PvgError("the pool has no problem with both a correct and an incorrect solution; "
                                "the verifier has nothing to learn from (is the prover warm-started?)")
-            ray.get(self.verifier.reset.remote(seed_for(cfg.run.seed, k, "verifier-init")))
+            self.verifier.reset(seed_for(cfg.run.seed, k, "verifier-init"))
             with progress_bar(f"round {k}: verifier", 1, self.progress) as advance:
-                vstats = ray.get(self.verifier.train.remote([(p.chosen, p.rejected) for p in pairs],
-                                                            seed_for(cfg.run.seed, k, "verifier-train")))
+                vstats = self.verifier.train([(p.chosen, p.rejected) for p in pairs], seed_for(cfg.run.seed, k, "verifier-train"))
                 advance(loss=vstats["verifier_loss"])
             vstats["verifier_phase_s"] = round(time.time() - t0, 2)
-            ray.get(self.verifier.save.remote(str(rf.ckpt(k, "verifier"))))
+            self.verifier.save(str(rf.ckpt(k, "verifier")))
             rf.mark(f"{k}/verifier", **vstats)
         # 2. prover phase
         if f"{k}/prover" in finished:
-            ray.get(self.prover.load.remote(str(rf.ckpt(k, "prover"))))
+            self.prover.load(str(rf.ckpt(k, "prover")))
             pstats = rf.phase_info(f"{k}/prover")
         else:
             pstats = self._prover_phase(k)
-            ray.get(self.prover.save.remote(str(rf.ckpt(k, "prover"))))
+            self.prover.save(str(rf.ckpt(k, "prover")))
             rf.mark(f"{k}/prover", **pstats)
         # 3. fresh samples of both roles on the verifier's half join the pool
         if f"{k}/sample" not in finished:
@@ -215,21 +231,24 @@ class Orchestrator:
     def _prover_phase(self, k: int) -> dict:
         cfg, ppo = self.cfg, self.cfg.ppo
         t0 = time.time()
-        ray.get(self.prover.reset.remote(seed_for(cfg.run.seed, k, "prover-init")))
+        self.prover.reset(seed_for(cfg.run.seed, k, "prover-init"))
         steps_to_exploit, last = None, {}
         with progress_bar(f"round {k}: prover PPO", ppo.max_steps, self.progress) as advance:
             for step in range(ppo.max_steps):
                 problems = self._problem_batch(self.sides["prover"], ppo.problems_per_step,
                                                seed_for(cfg.run.seed, k, "ppo-problems", step))
                 episodes = [(p, role) for p in problems for role in ROLES for _ in range(ppo.samples_per_problem)]
-                samples = ray.get(self.prover.sample.remote([p.question for p, _ in episodes], [r for _, r in episodes],
-                                                            seed_for(cfg.run.seed, k, "ppo-sample", step)))
+                t_sample = time.time()
+                samples = self.prover.sample([p.question for p, _ in episodes], [r for _, r in episodes],
+                                             seed_for(cfg.run.seed, k, "ppo-sample", step))
+                sample_s = time.time() - t_sample
                 correct = [is_correct(s["text"], p.answer) for s, (p, _) in zip(samples, episodes)]
-                scores = ray.get(self.verifier.score.remote(
-                    [verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)]))
+                scores = self.verifier.score([verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)])
                 roles = [r for _, r in episodes]
                 rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes], ppo.cgc_v0)
-                stats = ray.get(self.prover.ppo_update.remote(rewards))
+                t_update = time.time()
+                stats = self.prover.ppo_update(rewards)
+                update_s = time.time() - t_update
                 by_role = {r: [i for i, rr in enumerate(roles) if rr == r] for r in ROLES}
                 sneaky_incorrect = sum(not correct[i] for i in by_role["sneaky"]) / len(by_role["sneaky"])
                 sneaky_score = sum(scores[i] for i in by_role["sneaky"]) / len(by_role["sneaky"])
@@ -245,6 +264,9 @@ class Orchestrator:
                     "sneaky_mean_score": sneaky_score,
                     "helpful_correct_mean_score": helpful_correct_score if hc else None,
                     **stats,
+                    # throughput: sampled tokens per second of sampling, and the update's wall time
+                    "sample_s": round(sample_s, 3), "update_s": round(update_s, 3),
+                    "sample_tokens_per_s": round(sum(s["tokens"] for s in samples) / max(sample_s, 1e-9), 1),
                 }
                 self.rf.append_metrics([last])  # live; rows of an unfinished phase are dropped on resume
                 self._log_scalars(f"ppo/round-{k}", last, step + 1)
@@ -265,12 +287,11 @@ class Orchestrator:
         chosen = self._problem_batch(problems, cfg.game.pool_problems_per_round, seed_for(cfg.run.seed, round_, "pool"))
         episodes = [(p, role, i) for p in chosen for role in ROLES for i in range(cfg.game.pool_samples_per_role)]
         with progress_bar(f"{'initial' if round_ == INITIAL else f'round {round_}'}: sample pool", 1, self.progress) as adv:
-            samples = ray.get(self.prover.sample.remote([p.question for p, _, _ in episodes], [r for _, r, _ in episodes],
-                                                        seed_for(cfg.run.seed, round_, "pool-sample")))
+            samples = self.prover.sample([p.question for p, _, _ in episodes], [r for _, r, _ in episodes],
+                                         seed_for(cfg.run.seed, round_, "pool-sample"))
             scores = [None] * len(episodes)
             if scores_from is not None:
-                scores = ray.get(scores_from.score.remote(
-                    [verifier_text(p.question, s["text"]) for s, (p, _, _) in zip(samples, episodes)]))
+                scores = scores_from.score([verifier_text(p.question, s["text"]) for s, (p, _, _) in zip(samples, episodes)])
             adv()
         return [
             PoolRow(problem_id=p.id, round=round_, role=role, question=p.question, text=s["text"],
@@ -283,9 +304,9 @@ class Orchestrator:
         cfg = self.cfg
         problems = self._problem_batch(self.sides["test"], cfg.game.eval_problems, seed_for(cfg.run.seed, "eval"))
         episodes = [(p, role) for p in problems for role in ROLES]
-        samples = ray.get(self.prover.sample.remote([p.question for p, _ in episodes], [r for _, r in episodes],
-                                                    seed_for(cfg.run.seed, k, "eval-sample")))
-        scores = ray.get(self.verifier.score.remote([verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)]))
+        samples = self.prover.sample([p.question for p, _ in episodes], [r for _, r in episodes],
+                                     seed_for(cfg.run.seed, k, "eval-sample"))
+        scores = self.verifier.score([verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)])
         correct = [is_correct(s["text"], p.answer) for s, (p, _) in zip(samples, episodes)]
         roles = [r for _, r in episodes]
         metrics = legibility_metrics(scores, correct, roles, cfg.verifier.threshold)

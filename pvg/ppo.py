@@ -72,20 +72,27 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return adv * mask, returns * mask
 
 
-def policy_loss(logp, old_logp, adv, mask, clip_range: float):
+def policy_terms(logp, old_logp, adv, clip_range: float):
+    """Per token: the clipped surrogate, whether clipping bit, and approx KL (k3 of old vs new, cleanRL's)."""
     ratio = torch.exp(logp - old_logp)
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
-    loss = masked_mean(torch.max(unclipped, clipped), mask)
-    clipfrac = masked_mean((clipped > unclipped).float(), mask)
-    approx_kl = masked_mean((ratio - 1) - (logp - old_logp), mask)  # k3 of old vs new, cleanRL's choice
-    return loss, clipfrac, approx_kl
+    return torch.max(unclipped, clipped), (clipped > unclipped).float(), (ratio - 1) - (logp - old_logp)
+
+
+def value_terms(values, old_values, returns, clip_range: float):
+    """Per token: half the clipped squared error of the value head."""
+    clipped = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
+    return 0.5 * torch.max((values - returns) ** 2, (clipped - returns) ** 2)
+
+
+def policy_loss(logp, old_logp, adv, mask, clip_range: float):
+    loss, clipfrac, approx_kl = policy_terms(logp, old_logp, adv, clip_range)
+    return masked_mean(loss, mask), masked_mean(clipfrac, mask), masked_mean(approx_kl, mask)
 
 
 def value_loss(values, old_values, returns, mask, clip_range: float):
-    clipped = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
-    loss = 0.5 * masked_mean(torch.max((values - returns) ** 2, (clipped - returns) ** 2), mask)
-    return loss
+    return masked_mean(value_terms(values, old_values, returns, clip_range), mask)
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
@@ -163,79 +170,210 @@ class ValueHead(torch.nn.Module):
         return self.net(hidden_states.detach().float()).squeeze(-1)
 
 
-def forward(policy, value_head, batch: Rollout, with_values: bool = True, temperature: float = 1.0):
+class ActorCritic(torch.nn.Module):
+    """Policy and value head as one module, so one DeepSpeed engine (one optimizer, one ZeRO
+    partitioning, one gradient all-reduce) covers both, and plain torch runs the very same code."""
+
+    def __init__(self, policy, value_head: ValueHead):
+        super().__init__()
+        self.policy, self.value_head = policy, value_head
+
+    def forward(self, input_ids, attention_mask, with_values: bool = True):
+        out = self.policy(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_values)
+        values = self.value_head(out.hidden_states[-1][:, :-1]) if with_values else None
+        return out.logits, values
+
+
+def forward(model: ActorCritic, batch: Rollout, with_values: bool = True, temperature: float = 1.0):
     """Log-probs under the *sampling* distribution (logits / temperature), as the samples were drawn."""
-    out = policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=with_values)
-    logp, entropy = logprobs_and_entropy(out.logits[:, :-1] / temperature, batch.input_ids[:, 1:])
-    values = value_head(out.hidden_states[-1][:, :-1]) if with_values else None
+    logits, values = model(batch.input_ids, batch.attention_mask, with_values)
+    logp, entropy = logprobs_and_entropy(logits[:, :-1] / temperature, batch.input_ids[:, 1:])
     return logp, entropy, values
+
+
+# ---------------------------------------------------------------- data parallel
+
+
+class Reducer:
+    """Sums across the prover group's ranks (identity for one actor).
+
+    Every statistic that a single actor takes over its whole batch (advantage whitening, the token
+    count a minibatch loss is divided by, explained variance, logged means) is taken over the
+    union of all ranks' shards instead, so N actors holding N shards compute what one actor holding
+    the whole batch would.
+    """
+
+    def __init__(self, world_size: int = 1):
+        self.world_size = world_size
+
+    def sum(self, *xs: torch.Tensor) -> list[torch.Tensor]:
+        flat = torch.stack([x.detach().double().reshape(()).cpu() for x in xs])
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            on_wire = flat.to(_comm_device())
+            dist.all_reduce(on_wire)
+            flat = on_wire.cpu()
+        return list(flat.unbind())
+
+
+def _comm_device() -> torch.device:
+    import torch.distributed as dist
+
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def whiten_across(x: torch.Tensor, mask: torch.Tensor, reducer: Reducer) -> torch.Tensor:
+    """`masked_whiten` over the union of every rank's tokens (two passes, as the single-rank one)."""
+    if reducer.world_size == 1:
+        return masked_whiten(x, mask)
+    total, count = reducer.sum((x * mask).sum(), mask.sum())
+    mean = (total / count.clamp(min=1)).to(x.dtype)
+    (sq,) = reducer.sum((((x - mean) ** 2) * mask).sum())
+    var = (sq / count.clamp(min=1)).to(x.dtype)
+    return (x - mean) * torch.rsqrt(var + 1e-8) * mask
+
+
+def explained_variance_across(values, returns, mask, reducer: Reducer) -> float:
+    if reducer.world_size == 1:
+        return explained_variance(values, returns, mask)
+    resid = returns - values
+    s_y, s_r, n = reducer.sum((returns * mask).sum(), (resid * mask).sum(), mask.sum())
+    n = n.clamp(min=1)
+    m_y, m_r = (s_y / n).to(values.dtype), (s_r / n).to(values.dtype)
+    v_y, v_r = reducer.sum((((returns - m_y) ** 2) * mask).sum(), (((resid - m_r) ** 2) * mask).sum())
+    return float("nan") if v_y.item() == 0 else float(1 - v_r / v_y)
+
+
+class TorchStepper:
+    """Plain torch: accumulate, clip the global norm, step."""
+
+    def __init__(self, model: ActorCritic, cfg):
+        self.model, self.cfg = model, cfg
+        self.opt = torch.optim.AdamW(param_groups(model, cfg), betas=(0.9, 0.95), weight_decay=0.0)
+
+    def backward(self, loss: torch.Tensor, boundary: bool) -> None:
+        loss.backward()
+        if boundary:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+
+
+class DeepSpeedStepper:
+    """A DeepSpeed engine: ZeRO partitioning, the gradient all-reduce across ranks, clipping by the
+    global norm. Each rank's loss is already its share of the minibatch's global token mean times
+    the world size, and DeepSpeed averages gradients over ranks, so no loss is scaled again here."""
+
+    def __init__(self, engine, cfg):
+        self.engine, self.cfg = engine, cfg
+
+    def backward(self, loss: torch.Tensor, boundary: bool) -> None:
+        self.engine.backward(loss, scale_wrt_gas=False)
+        self.engine.step()
+
+
+def param_groups(model: ActorCritic, cfg) -> list[dict]:
+    return [
+        {"params": [p for p in model.policy.parameters() if p.requires_grad], "lr": cfg.lr},
+        {"params": list(model.value_head.parameters()), "lr": cfg.critic_lr},
+    ]
+
+
+def split_even(idx: torch.Tensor, parts: int) -> list[torch.Tensor]:
+    """`parts` chunks whose sizes differ by at most one: every rank takes the same number of
+    optimizer steps (a collective each), however its shard's size divides."""
+    return [c for c in torch.tensor_split(idx, parts) if len(c)]
 
 
 # ---------------------------------------------------------------- the trainer
 
 
 class PPOTrainer:
-    def __init__(self, policy, ref, cfg, seed: int, temperature: float = 1.0):
-        self.policy, self.ref, self.cfg, self.temperature = policy, ref, cfg, temperature
+    """PPO on one rank's shard of the batch; with `world_size` > 1 the ranks form one data-parallel
+    group (`stepper` is then a DeepSpeed engine's) and every global quantity is reduced across them.
+
+    `cfg.minibatch_size` is the global minibatch (all ranks together), so a config means the same
+    optimization on one actor or on eight.
+    """
+
+    def __init__(self, policy, ref, cfg, seed: int, temperature: float = 1.0, *, world_size: int = 1,
+                 deepspeed_config: dict | None = None):
+        self.ref, self.cfg, self.temperature = ref, cfg, temperature
         torch.manual_seed(seed)
-        self.value_head = ValueHead(policy.config.hidden_size).to(next(policy.parameters()).device)
-        self.opt = torch.optim.AdamW(
-            [
-                {"params": [p for p in policy.parameters() if p.requires_grad], "lr": cfg.lr},
-                {"params": self.value_head.parameters(), "lr": cfg.critic_lr},
-            ],
-            betas=(0.9, 0.95),
-            weight_decay=0.0,
-        )
+        value_head = ValueHead(policy.config.hidden_size).to(next(policy.parameters()).device)
+        model = ActorCritic(policy, value_head)
+        self.reducer = Reducer(world_size)
+        if deepspeed_config is None:
+            if world_size > 1:
+                raise ValueError("more than one rank needs a DeepSpeed engine (deepspeed_config)")
+            self.model, self.stepper = model, TorchStepper(model, cfg)
+        else:
+            import deepspeed
+
+            opt = torch.optim.AdamW(param_groups(model, cfg), betas=(0.9, 0.95), weight_decay=0.0)
+            engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=deepspeed_config)
+            self.model, self.stepper = engine, DeepSpeedStepper(engine, cfg)
+        self.policy = model.policy  # the module the actor samples with and saves
         self.generator = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
     def prepare(self, batch: Rollout) -> dict:
         """Old log-probs, values, reference log-probs, KL-shaped rewards, GAE advantages."""
-        self.policy.eval()
-        batch.old_logp, _, batch.old_values = forward(self.policy, self.value_head, batch, temperature=self.temperature)
+        self.model.eval()
+        batch.old_logp, _, batch.old_values = forward(self.model, batch, temperature=self.temperature)
         ref_out = self.ref(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         batch.ref_logp, _ = logprobs_and_entropy(ref_out.logits[:, :-1] / self.temperature, batch.input_ids[:, 1:])
         kl = kl_penalty(batch.old_logp, batch.ref_logp, self.cfg.kl_estimator) * batch.act
         coef = self.cfg.kl_coef if self.cfg.kl_in == "reward" else 0.0
         rewards = token_rewards(batch.scores, kl, batch.mask, coef)
         adv, batch.returns = gae(rewards, batch.old_values * batch.mask, batch.mask, self.cfg.gamma, self.cfg.lam)
-        batch.advantages = masked_whiten(adv, batch.mask) if self.cfg.whiten_advantages else adv
+        batch.advantages = whiten_across(adv, batch.mask, self.reducer) if self.cfg.whiten_advantages else adv
         seq_kl = (kl_penalty(batch.old_logp, batch.ref_logp, "k1") * batch.act).sum(1)
-        return {"kl_to_init": seq_kl.mean().item()}
+        total, n = self.reducer.sum(seq_kl.sum(), torch.tensor(float(len(seq_kl))))
+        return {"kl_to_init": (total / n).item()}
 
     def update(self, batch: Rollout) -> dict:
-        cfg = self.cfg
+        cfg, world = self.cfg, self.reducer.world_size
         stats = self.prepare(batch)
-        self.policy.train()
+        self.model.train()
         n = batch.input_ids.shape[0]
-        mb = min(cfg.minibatch_size, n)
-        micro = max(1, mb // cfg.grad_accum)
-        logs: dict[str, list[float]] = {k: [] for k in ("pg_loss", "vf_loss", "entropy", "clipfrac", "approx_kl")}
+        (n_all,) = self.reducer.sum(torch.tensor(float(n)))
+        n_minibatches = max(1, -(-int(n_all.item()) // cfg.minibatch_size))  # ceil, the same on every rank
+        sums = {k: torch.zeros((), dtype=torch.float64) for k in ("pg_loss", "vf_loss", "entropy", "clipfrac", "approx_kl")}
+        tokens_seen = torch.zeros((), dtype=torch.float64)
         for _ in range(cfg.epochs):
             perm = torch.randperm(n, generator=self.generator).to(batch.input_ids.device)
-            for start in range(0, n, mb):
-                idx = perm[start : start + mb]
-                self.opt.zero_grad(set_to_none=True)
-                for m0 in range(0, len(idx), micro):
-                    part = batch.rows(idx[m0 : m0 + micro])
-                    weight = len(part.scores) / len(idx)
-                    logp, entropy, values = forward(self.policy, self.value_head, part, temperature=self.temperature)
-                    pg, clipfrac, approx_kl = policy_loss(logp, part.old_logp, part.advantages, part.act, cfg.clip_range)
-                    vf = value_loss(values, part.old_values, part.returns, part.mask, cfg.value_clip_range)
-                    loss = pg + cfg.vf_coef * vf
+            for idx in split_even(perm, n_minibatches):
+                # every token of the global minibatch weighs the same, whichever rank holds it
+                (mb_tokens,) = self.reducer.sum(batch.act[idx].sum())
+                mb_tokens = mb_tokens.clamp(min=1).to(torch.float32)
+                (mb_value_tokens,) = self.reducer.sum(batch.mask[idx].sum())
+                mb_value_tokens = mb_value_tokens.clamp(min=1).to(torch.float32)
+                micros = split_even(idx, cfg.grad_accum)
+                for i, m in enumerate(micros):
+                    part = batch.rows(m)
+                    logp, entropy, values = forward(self.model, part, temperature=self.temperature)
+                    pg, clipfrac, approx_kl = ((x * part.act).sum() for x in policy_terms(
+                        logp, part.old_logp, part.advantages, cfg.clip_range))
+                    vf = (value_terms(values, part.old_values, part.returns, cfg.value_clip_range) * part.mask).sum()
+                    loss = pg / mb_tokens + cfg.vf_coef * vf / mb_value_tokens
                     if cfg.kl_in == "loss":
-                        loss = loss + cfg.kl_coef * masked_mean(kl_penalty(logp, part.ref_logp, cfg.kl_estimator), part.act)
-                    (loss * weight).backward()
-                    for k, v in (("pg_loss", pg), ("vf_loss", vf), ("clipfrac", clipfrac), ("approx_kl", approx_kl),
-                                 ("entropy", masked_mean(entropy, part.act))):
-                        logs[k].append(v.item())
-                torch.nn.utils.clip_grad_norm_(
-                    list(self.policy.parameters()) + list(self.value_head.parameters()), cfg.max_grad_norm
-                )
-                self.opt.step()
-        self.policy.eval()
-        stats |= {k: sum(v) / len(v) for k, v in logs.items()}
-        stats["explained_variance"] = explained_variance(batch.old_values, batch.returns, batch.mask)
-        stats["response_tokens"] = batch.mask.sum(1).mean().item()
+                        loss = loss + cfg.kl_coef * (kl_penalty(logp, part.ref_logp, cfg.kl_estimator) * part.act).sum() / mb_tokens
+                    self.stepper.backward(loss * world, boundary=i == len(micros) - 1)
+                    for k, v in (("pg_loss", pg), ("vf_loss", vf), ("clipfrac", clipfrac),
+                                 ("approx_kl", approx_kl), ("entropy", (entropy * part.act).sum())):
+                        sums[k] += v.detach().double().cpu()
+                    tokens_seen += part.act.sum().double().cpu()
+        self.model.eval()
+        # token means over every epoch and rank (vf_loss over value tokens, the rest over action tokens)
+        reduced = self.reducer.sum(*sums.values(), tokens_seen,
+                                   torch.tensor(float(batch.mask.sum().item() * cfg.epochs), dtype=torch.float64))
+        *totals, n_act, n_val = reduced
+        for (k, _), total in zip(sums.items(), totals):
+            stats[k] = (total / (n_val if k == "vf_loss" else n_act).clamp(min=1)).item()
+        stats["explained_variance"] = explained_variance_across(batch.old_values, batch.returns, batch.mask, self.reducer)
+        rt, rows = self.reducer.sum(batch.mask.sum(), torch.tensor(float(n)))
+        stats["response_tokens"] = (rt / rows).item()
         return stats
+

@@ -126,6 +126,30 @@ def test_sigkill_mid_prover_phase_then_resume(finished_run: Path, tmp_path: Path
         assert pq.read_table(run / "pool" / f.name).equals(pq.read_table(f)), f.name
 
 
+def test_sigterm_stops_cleanly(tmp_path: Path, cache_dir: Path):
+    """`pvg jobs stop` and schedulers send SIGTERM: the run unwinds, releases its lock, says how to resume."""
+    out = tmp_path / "runs-t"
+    run = out / "tiny-ci"
+    proc = subprocess.Popen(pvg_cmd("train", str(CONFIG), *overrides(out, cache_dir)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
+    deadline = time.time() + 600
+    try:
+        while not _ppo_started(run, 0):
+            assert proc.poll() is None, "the run ended before it could be stopped"
+            assert time.time() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, stdout[-2000:] + stderr[-4000:]
+    assert f"continue with `pvg train --resume {run}`" in " ".join(stderr.split())
+    assert "Traceback" not in stderr
+    assert not (run / ".lock").exists(), "a stopped run releases its lock"
+    assert "0/prover" not in _state(run)
+
+
 def test_second_live_run_is_refused(finished_run: Path, tmp_path: Path):
     lock = finished_run / ".lock"
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -146,7 +146,11 @@ def test_submit_follow_and_list(ray_cluster, tmp_path, cache_dir):
     assert wrong.returncode == 2 and "refused the token" in wrong.stderr, wrong.stderr
 
     # The real thing: submit (returns at once), then follow to the end.
-    sub = pvg(c, "submit", str(CONFIG), *addr, *overrides(tmp_path, cache_dir), "--name", "jobs-e2e")
+    # Two prover actors, one DeepSpeed group over gloo, placed on the worker's logical GPUs (half a CPU
+    # each: the worker has one); the verifier on the head.
+    multi = ["--set", "resources.prover.actors=2", "--set", "resources.prover.gpus_per_actor=1",
+             "--set", "resources.prover.cpus_per_actor=0.5"]
+    sub = pvg(c, "submit", str(CONFIG), *addr, *overrides(tmp_path, cache_dir), *multi, "--name", "jobs-e2e")
     assert sub.returncode == 0, sub.stdout + sub.stderr
     job_id = sub.stdout.split()[0]
     assert job_id.startswith("pvg-jobs-e2e-")
@@ -156,7 +160,8 @@ def test_submit_follow_and_list(ray_cluster, tmp_path, cache_dir):
     t_done = time.time()
     assert followed.returncode == 0, followed.stdout[-4000:] + followed.stderr[-2000:]
     assert "SUCCEEDED" in followed.stderr
-    for needle in ("Connected to Ray cluster", "round 0:", "round 1:", "game over"):
+    for needle in ("Connected to Ray cluster", "prover: 2 actors, DeepSpeed ZeRO-2 over gloo on cpu, fp32",
+                   "round 0:", "round 1:", "game over"):
         assert needle in followed.stdout, (needle, followed.stdout[-4000:])
 
     status = pvg(c, "jobs", "status", job_id, "--json", *addr)
@@ -208,7 +213,7 @@ def test_plan_ships_the_checkout_and_joins_the_cluster():
     ([], ["run.out_dir=runs is relative"]),
     (["--run-dir", "rel/dir"], ["--run-dir rel/dir", "absolute"]),
     (["--set", "ppo.lrr=1"], ["ppo.lrr", "unknown key"]),
-    (["--set", "resources.prover.actors=2"], ["resources.prover.actors=2"]),
+    (["--set", "resources.prover.actors=3"], ["resources.prover.actors=3", "must divide the PPO batch"]),
 ])
 def test_submit_refuses_bad_input_before_contacting_anyone(args, needles):
     proc = subprocess.run(pvg_cmd("submit", str(CONFIG), "--address", "http://127.0.0.1:1", *args),
