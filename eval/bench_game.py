@@ -2,6 +2,7 @@
 
     python eval/bench_game.py configs/tiny.yaml            # cold: warm start included
     python eval/bench_game.py configs/tiny.yaml --warm     # reuse the warm-start cache
+    python eval/bench_game.py configs/tiny.yaml --out runs/bench   # keep the run folder
 
 Writes `eval/results/<run name>.md` (the table the README quotes) and prints it. Timing claims
 live here, not in tests: they depend on the machine (record `nproc` with the numbers).
@@ -58,9 +59,14 @@ def main() -> None:
     ap.add_argument("config")
     ap.add_argument("--warm", action="store_true", help="reuse the warm-start cache (default: a fresh cache)")
     ap.add_argument("--set", action="append", default=[], help="config override, as for pvg")
+    ap.add_argument("--out", type=Path, help="keep the run folder (and the cold cache) under this new folder "
+                    "(default: a temporary folder, deleted at the end)")
     args = ap.parse_args()
 
-    out = Path(tempfile.mkdtemp(prefix="pvg-bench-"))
+    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
+        sys.exit(f"--out {args.out} exists and is not empty")
+    out = args.out or Path(tempfile.mkdtemp(prefix="pvg-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
     sets = [f"run.out_dir={out}"] + ([] if args.warm else [f"run.cache_dir={out / 'cache'}"]) + args.set
     cmd = [sys.executable, "-m", "pvg.cli", "train", args.config] + [x for s in sets for x in ("--set", s)]
     t0 = time.time()
@@ -87,7 +93,10 @@ def main() -> None:
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     (results / f"{run.name}.md").write_text(text)
-    shutil.rmtree(out, ignore_errors=True)
+    if args.out is None:
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        print(f"run folder kept: {run}")
 
 
 if __name__ == "__main__":

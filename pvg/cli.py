@@ -11,8 +11,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 
-from pvg import cli_export, cli_inspect
-from pvg import cli_jobs
+from pvg import cli_eval, cli_export, cli_inspect, cli_jobs
 from pvg.cli_common import SetOption, err, friendly, out, set_debug
 from pvg.errors import PvgError
 
@@ -135,6 +134,7 @@ def train(
 cli_inspect.register(app)  # metrics, plot, report
 cli_export.register(app)  # export-verifier, export-prover, score, eval-verifier
 cli_jobs.register(app)  # submit, jobs list/status/logs/stop
+cli_eval.register(app)  # eval best-of-n/separability/judges/similarity/reliability/human-*
 
 
 def entrypoint() -> None:

@@ -206,8 +206,47 @@ pre{background:#f6f6f8;padding:8px;overflow-x:auto;font-size:.85em}
 .line.departs{background:#fff3b0;outline:1px solid #e0b800}
 .line.wrongcalc code{text-decoration:underline wavy #d32f2f}
 .why{display:block;font-family:system-ui,sans-serif;font-size:.8em;color:#8a6d00}
+.evalfig{max-width:600px;width:100%;display:block}
 @media (max-width:800px){.pair{grid-template-columns:1fr}}
 """
+
+
+EVAL_TITLES = {
+    "best_of_n": ("Balanced best-of-n", "how often each round's verifier picks a correct solution out of n/2 correct "
+                  "and n/2 incorrect helpful ones (chance 50%)"),
+    "separability": ("Separability", "ROC AUC of a small discriminator telling helpful from sneaky solutions; near "
+                     "50% means the sneaky role looks helpful"),
+    "judges": ("Weak judges", "checkers trained apart from the game (whole solutions; first half only), their accuracy "
+               "on each round's solutions and CAPA κp to the verifier"),
+    "prover_similarity": ("Prover similarity", "CAPA κ between the rounds' provers' answers"),
+    "reliability": ("Reliability by difficulty", "correct, avoidant and incorrect answers by number of steps"),
+    "human": ("Human study", "raters' accuracy and time on the blind, timed form"),
+}
+
+
+def _evals_section(view: RunView) -> str:
+    """Every `pvg eval` result stored in the run folder: its figure, its options, its numbers."""
+    import json
+
+    from pvg.eval.store import EVAL_DIR, load_all
+
+    results = load_all(view.path)
+    if not results:
+        return ""
+    parts = ['<section id="evals"><h2>Evaluations</h2><p class="note">Results of <code>pvg eval ...</code> stored in '
+             f"{_e(EVAL_DIR)}/ (each computed on the run as it was then; rerun the command after more rounds).</p>"]
+    for name, res in results.items():
+        title, what = EVAL_TITLES.get(name, (name, ""))
+        body = {k: v for k, v in res.items() if k not in ("eval", "params", "fingerprint", "figure")}
+        img = ""
+        fig = view.path / EVAL_DIR / str(res.get("figure", ""))
+        if res.get("figure") and fig.is_file():
+            img = f'<img class="evalfig" alt="{_e(title)}" src="data:image/png;base64,{base64.b64encode(fig.read_bytes()).decode()}">'
+        parts.append(f'<div class="eval" id="eval-{_e(name)}"><h3>{_e(title)}</h3><p class="note">{_e(what)} · '
+                     f"options {_e(json.dumps(res.get('params', {})))}</p>{img}<details><summary>numbers</summary>"
+                     f"<pre>{_e(json.dumps(body, indent=1))}</pre></details></div>")
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def build_report(view: RunView, examples: int = 3, dpi: int = 100) -> str:
@@ -235,6 +274,7 @@ def build_report(view: RunView, examples: int = 3, dpi: int = 100) -> str:
         "problem (a correct one where there is one). The pool is sampled after the round's PPO, on the verifier's "
         f"half of the problems, and scored by that round's verifier.</p>{marks}{rounds_html}</section>"
         if examples > 0 else "")
+    evals_html = _evals_section(view)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -252,6 +292,7 @@ prover phase's {_e(view.cfg("ppo.max_steps", "?"))} PPO steps. Rates and AUROC a
 to held-out test problems; times are wall-clock seconds per phase.</p>{ws_line}</section>
 <section id="plots"><h2>Plots</h2>
 <img class="plots" alt="legibility metrics over rounds" src="data:image/png;base64,{png}"></section>
+{evals_html}
 {examples_html}
 </body></html>
 """

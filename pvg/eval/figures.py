@@ -1,0 +1,35 @@
+"""One small figure style for every evaluation: a metric over rounds, a line per series."""
+
+from __future__ import annotations
+
+import io
+
+
+def line_figure(series: dict[str, list[tuple[int, float | None]]], title: str, ylabel: str, xlabel: str = "round",
+                chance: float | None = None, ylim=(0.0, 1.02), dpi: int = 100) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=dpi)
+    rounds = sorted({k for pts in series.values() for k, _ in pts})
+    for name, pts in series.items():
+        pts = [(k, v) for k, v in pts if v is not None]
+        if pts:
+            ax.plot([k for k, _ in pts], [v for _, v in pts], marker="o", label=name)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set_xticks(rounds)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,222 @@
+"""`pvg eval ...` on a real tiny-ci run folder (a copy of the session's `finished_run`, checkpoints
+included): every command runs, stores its result and figure in RUN_DIR/eval/, reuses it on a second
+call, and `pvg report` shows it. The numbers of a tiny-ci game say little; what is checked here is
+that each result is consistent with the run and with itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from pvg.cli import app
+
+pytestmark = pytest.mark.slow
+ENV = {"COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module")
+def run(finished_run, tmp_path_factory):
+    dest = tmp_path_factory.mktemp("eval-run") / finished_run.name
+    shutil.copytree(finished_run, dest)
+    return dest
+
+
+def pvg(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+    return result
+
+
+def ok(*args) -> dict:
+    result = pvg(*args, "--json")
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.stdout)
+
+
+def stored(run, name) -> dict:
+    data = json.loads((run / "eval" / f"{name}.json").read_text())
+    assert (run / "eval" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return data
+
+
+def rounds_of(run) -> list[int]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["round"] for r in rows if r["kind"] == "round"]
+
+
+def test_best_of_n_is_balanced_and_reused(run):
+    res = ok("eval", "best-of-n", run, "--n", "2", "--n", "4", "--problems", "30")
+    assert res == stored(run, "best_of_n")
+    assert [r["round"] for r in res["rounds"]] == rounds_of(run)
+    for r in res["rounds"]:
+        assert set(r["n"]) == {"2", "4"}
+        for cell in r["n"].values():
+            assert 0 <= cell["problems_kept"] <= 30
+            assert (cell["accuracy"] is None) == (cell["problems_kept"] == 0)
+        # a set of 4 needs 2 correct and 2 incorrect of the first 4: never more problems than sets of 2
+        assert r["n"]["4"]["problems_kept"] <= r["n"]["2"]["problems_kept"]
+    mtime = (run / "eval" / "best_of_n.json").stat().st_mtime_ns
+    again = pvg("eval", "best-of-n", run, "--n", "4", "--n", "2", "--problems", "30")
+    assert again.exit_code == 0 and "reusing" in again.stderr
+    assert (run / "eval" / "best_of_n.json").stat().st_mtime_ns == mtime
+    forced = pvg("eval", "best-of-n", run, "--n", "2", "--n", "4", "--problems", "30", "--force")
+    assert forced.exit_code == 0 and "reusing" not in forced.stderr
+    assert json.loads((run / "eval" / "best_of_n.json").read_text())["rounds"] == res["rounds"]  # seeded: the same
+
+
+def test_pick_balanced():
+    from pvg.eval.best_of_n import pick_balanced
+
+    sols = [(True, 0.1), (True, 0.9), (False, 2.0), (True, 0.3), (False, -1.0), (False, 0.0)]
+    assert pick_balanced(sols, 2) is None  # the first 2 are both correct
+    assert pick_balanced(sols, 4) is None  # the first 4 hold only one incorrect solution
+    assert pick_balanced(sols[2:], 2) == [(True, 0.3), (False, 2.0)]
+    assert pick_balanced(sols, 6) == [(True, 0.1), (True, 0.9), (True, 0.3), (False, 2.0), (False, -1.0), (False, 0.0)]
+
+
+def test_separability(run):
+    res = ok("eval", "separability", run)
+    assert [r["round"] for r in res["rounds"]] == ["initial"] + rounds_of(run)
+    for r in res["rounds"]:
+        assert r["train"] > 0 and r["test"] > 0
+        assert r["auc"] is None or 0 <= r["auc"] <= 1
+
+
+def test_discriminator_finds_a_planted_style():
+    """Sneaky solutions that always say "clearly" are told apart; identical styles are not."""
+    from pvg.eval.separability import discriminator_auc
+
+    rows = [{"problem_id": f"p{i}", "role": role, "text": f"{i} + 2 = {i + 2}" + (" clearly" if role == "sneaky" else "")}
+            for i in range(300) for role in ("helpful", "sneaky")]
+    assert discriminator_auc(rows)["auc"] > 0.95
+    same = [{**r, "text": f"{r['problem_id']} + 2"} for r in rows]
+    assert abs(discriminator_auc(same)["auc"] - 0.5) < 0.1
+
+
+def test_reliability(run):
+    res = ok("eval", "reliability", run, "--problems", "30")
+    assert [r["round"] for r in res["rounds"]] == rounds_of(run)
+    for r in res["rounds"]:
+        for role in ("helpful", "sneaky"):
+            assert sum(r["overall"][role].values()) == pytest.approx(1.0)
+        steps = [c for c in r["bins"].values() if c["axis"] == "steps"]
+        assert sum(c["helpful"]["n"] for c in steps) == 30  # every problem in exactly one steps bin
+        for c in r["bins"].values():
+            for role in ("helpful", "sneaky"):
+                if c[role]["n"]:
+                    assert sum(c[role][o] for o in ("correct", "avoidant", "incorrect")) == pytest.approx(1.0)
+        assert len(r["prompt_accuracies"]) == 3
+        assert r["prompt_spread"] == pytest.approx(max(r["prompt_accuracies"]) - min(r["prompt_accuracies"]))
+
+
+def test_outcomes():
+    from pvg.eval.reliability import outcome
+    from pvg.eval.sampling import Solution
+
+    assert outcome(Solution("p", "helpful", "3 + 4 = 7\n#### 7", "7", True, 5)) == "correct"
+    assert outcome(Solution("p", "helpful", "3 + 4 = 8\n#### 8", "8", False, 5)) == "incorrect"
+    assert outcome(Solution("p", "helpful", "3 + 4 =", None, False, 3)) == "avoidant"
+    assert outcome(Solution("p", "helpful", "I cannot tell.\n#### 0", "0", False, 5)) == "avoidant"
+
+
+def test_similarity(run):
+    res = ok("eval", "similarity", run, "--problems", "30")
+    ks = [str(k) for k in rounds_of(run)]
+    assert list(res["kappa"]) == ks
+    for a in ks:
+        assert res["kappa"][a][a] == 1.0
+        for b in ks:
+            assert res["kappa"][a][b] == res["kappa"][b][a]
+            assert res["kappa"][a][b] is None or -1 <= res["kappa"][a][b] <= 1
+
+
+def test_judges(run):
+    res = ok("eval", "judges", run, "--problems", "30")
+    assert [r["round"] for r in res["rounds"]] == rounds_of(run)
+    for r in res["rounds"]:
+        assert set(r["judges"]) == {"full", "prefix"}
+        for j in [r["verifier"], *r["judges"].values()]:
+            for k in ("helpful_accuracy", "sneaky_accuracy"):
+                assert j[k] is None or 0 <= j[k] <= 1
+        for j in r["judges"].values():
+            assert j["capa_vs_verifier"] is None or -1 <= j["capa_vs_verifier"] <= 1
+
+
+def test_attack(run):
+    res = ok("eval", "attack", run, "--reward", "cgc", "--max-steps", "2")
+    assert res == stored(run, "attack_cgc")
+    assert [r["round"] for r in res["rounds"]] == rounds_of(run)
+    for r in res["rounds"]:
+        assert 1 <= len(r["history"]) <= 2 and r["history"][0]["step"] == 1
+        assert r["exploited"] == (r["steps_to_exploit"] is not None)
+        if r["exploited"]:  # the game's rule, checked on the step that ended the attack
+            last = r["history"][-1]
+            assert 1 - last["accuracy"] >= 0.95 and last["mean_score"] >= r["target_score"]
+    gh = ok("eval", "attack", run, "--reward", "goodhart", "--max-steps", "1")
+    assert gh["reward"] == "goodhart" and "accuracy < 0.2" in gh["exploit_rule"]
+    bad = pvg("eval", "attack", run, "--reward", "nope")
+    assert bad.exit_code == 2 and "src, cgc or goodhart" in bad.stderr
+
+
+def test_prefix():
+    from pvg.eval.judges import prefix
+
+    assert prefix("a\nb\nc\nd") == "a\nb"
+    assert prefix("a\nb\nc") == "a\nb"
+    assert prefix("only") == "only"
+
+
+def test_report_shows_the_evals(run, tmp_path):
+    for name in ("best_of_n", "separability"):
+        assert (run / "eval" / f"{name}.json").is_file(), "runs after the eval tests above"
+    out = tmp_path / "r.html"
+    result = pvg("report", run, "-o", out, "--examples", "0")
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert '<section id="evals">' in page
+    for name in ("best_of_n", "separability"):
+        assert f'id="eval-{name}"' in page
+    assert page.count('class="evalfig"') == len(list((run / "eval").glob("*.png")))
+
+
+def test_errors(run, finished_run, tmp_path):
+    bad = pvg("eval", "best-of-n", run, "--n", "3")
+    assert bad.exit_code == 2 and "even n" in bad.stderr
+    young = tmp_path / "young"
+    young.mkdir()
+    shutil.copy(finished_run / "config.yaml", young / "config.yaml")
+    (young / "state.json").write_text(json.dumps({"finished": ["initial"]}))
+    for cmd in ("best-of-n", "reliability", "judges", "similarity"):
+        r = pvg("eval", cmd, young)
+        assert r.exit_code == 2, (cmd, r.output)
+        msg = " ".join(r.stderr.split())
+        assert "no finished round yet" in msg and "pvg train" in msg, msg
+    missing = pvg("eval", "separability", tmp_path / "nope")
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_judges_need_the_warm_start(run, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved, ignore=shutil.ignore_patterns("eval"))
+    cfg = (moved / "config.yaml").read_text()
+    (moved / "config.yaml").write_text(cfg.replace("cache_dir: ", f"cache_dir: {tmp_path}/no-cache #", 1))
+    for cmd in (["judges", "--problems", "4"], ["attack", "--max-steps", "1"]):
+        r = pvg("eval", *cmd, moved)
+        assert r.exit_code == 2, r.output
+        assert "pvg warmstart" in " ".join(r.stderr.split())
+
+
+def test_store_rejects_a_changed_run(run):
+    from pvg.eval.store import EvalRun, cached, save
+
+    ev = EvalRun.open(run)
+    save(ev, "probe", {"a": 1}, {"value": math.nan})
+    assert cached(ev, "probe", {"a": 1})["value"] is None  # NaN is stored as null: strict JSON
+    assert cached(ev, "probe", {"a": 2}) is None
+    ev.info.finished.add("99/eval")  # as if the run played on
+    assert cached(ev, "probe", {"a": 1}) is None
+    (run / "eval" / "probe.json").unlink()
