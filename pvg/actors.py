@@ -338,6 +338,15 @@ def alive_nodes() -> list[dict]:
     return [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
 
 
+def check_cluster(res: ResourcesConfig) -> None:
+    """`resources.precheck`: refuse at once a config the connected Ray cluster's nodes cannot hold."""
+    if res.precheck:
+        from pvg.placement import check_fits
+
+        address = ray.get_runtime_context().gcs_address
+        check_fits(res, alive_nodes(), f"the Ray cluster at {address} (a local one counts this machine's cores)")
+
+
 def place_groups(res: ResourcesConfig, prover_args: tuple, verifier_args: tuple) -> tuple[ProverGroup, VerifierGroup, list]:
     """Placement groups and actors for both groups, as `pvg.placement.plan` lays them out.
 
@@ -345,12 +354,10 @@ def place_groups(res: ResourcesConfig, prover_args: tuple, verifier_args: tuple)
     at once; otherwise the placement groups get `resources.placement_timeout_s` to become ready.
     Returns the groups and the placement groups (to remove at the end).
     """
-    from pvg.placement import check_fits, plan
+    from pvg.placement import plan
 
     pl = plan(res)
-    if res.precheck:
-        address = ray.get_runtime_context().gcs_address
-        check_fits(res, alive_nodes(), f"the Ray cluster at {address} (a local one counts this machine's cores)")
+    check_cluster(res)  # again: nodes may have gone since the run started
     pgs = {}
     for name, bundles in pl.bundles.items():
         clean = [{k: v for k, v in b.items() if v} for b in bundles]

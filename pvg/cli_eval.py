@@ -21,12 +21,13 @@ from pvg.cli_common import err, friendly, out
 from pvg.errors import PvgError
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a finished run: sneaky-only attacks, best-of-n, separability, "
-                                                  "weak judges, similarity, reliability by difficulty, human study kit (docs/eval.md).")
+                                                  "weak judges, similarity, weak-to-strong, reliability by difficulty, human study kit (docs/eval.md).")
 
 RUN_DIR_ARG = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `pvg train`.")
 FORCE = typer.Option(False, "--force", help="Recompute even when a stored result matches.")
 JSON = typer.Option(False, "--json", help="Print the stored result as JSON.")
 SEED = typer.Option(0, "--seed", min=0, help="Seed of the problem draw and the sampling.")
+PROBLEMS = typer.Option(200, "--problems", min=1, help="Held-out test problems to sample.")
 
 
 def run_eval(run_dir: Path, name: str, params: dict, units: Callable, compute: Callable, figure: Callable,
@@ -77,7 +78,7 @@ def _emit(result: dict, as_json: bool, table: Table) -> None:
 def best_of_n_cmd(
     run_dir: Path = RUN_DIR_ARG,
     n: Optional[List[int]] = typer.Option(None, "--n", help="Set size (even, >= 2; repeatable). Default: 2, 4, 8."),
-    problems: int = typer.Option(200, "--problems", min=1, help="Held-out test problems to sample."),
+    problems: int = PROBLEMS,
     seed: int = SEED,
     force: bool = FORCE,
     as_json: bool = JSON,
@@ -121,7 +122,7 @@ def separability_cmd(run_dir: Path = RUN_DIR_ARG, force: bool = FORCE, as_json: 
 @friendly
 def reliability_cmd(
     run_dir: Path = RUN_DIR_ARG,
-    problems: int = typer.Option(200, "--problems", min=1, help="Held-out test problems to sample."),
+    problems: int = PROBLEMS,
     seed: int = SEED,
     force: bool = FORCE,
     as_json: bool = JSON,
@@ -148,7 +149,7 @@ def reliability_cmd(
 @friendly
 def judges_cmd(
     run_dir: Path = RUN_DIR_ARG,
-    problems: int = typer.Option(200, "--problems", min=1, help="Held-out test problems to sample."),
+    problems: int = PROBLEMS,
     seed: int = SEED,
     force: bool = FORCE,
     as_json: bool = JSON,
@@ -177,7 +178,7 @@ def judges_cmd(
 @friendly
 def similarity_cmd(
     run_dir: Path = RUN_DIR_ARG,
-    problems: int = typer.Option(200, "--problems", min=1, help="Held-out test problems to answer."),
+    problems: int = PROBLEMS,
     seed: int = SEED,
     force: bool = FORCE,
     as_json: bool = JSON,
@@ -226,6 +227,31 @@ def attack_cmd(
         last = r["history"][-1] if r["history"] else {}
         t.add_row(str(r["round"]), str(r["steps_to_exploit"]) if r["exploited"] else f"> {res['max_steps']}",
                   _pct(last.get("accuracy")), _num(last.get("mean_score"), 2), _num(r["target_score"], 2))
+    _emit(res, as_json, t)
+
+
+@eval_app.command("w2s")
+@friendly
+def w2s_cmd(
+    run_dir: Path = RUN_DIR_ARG,
+    student: Optional[str] = typer.Option(None, "--student", help="The strong student's starting weights (hub id or "
+                                          "path); default: the run's initial prover."),
+    seed: int = SEED,
+    force: bool = FORCE,
+    as_json: bool = JSON,
+) -> None:
+    """Weak-to-strong: a larger student trained on each round verifier's judgments, against the same student
+    trained on ground truth; PGR = (acc_w2s - acc_weak) / (acc_ceiling - acc_weak)."""
+    from pvg.eval import w2s as w
+
+    res = run_eval(run_dir, "w2s", {"student": student, "seed": seed},
+                   lambda run: len(run.rounds(needs=("verifier",), what="weak-to-strong")),
+                   lambda run, adv: w.w2s(run, student, seed, adv), w.figure, force)
+    t = _table(f"weak-to-strong, student: {escape(res['student'])} (accuracy on held-out pool solutions)",
+               ["round", "weak", "strong on weak", "ceiling", "untrained", "PGR", "κp weak/strong"])
+    for r in res["rounds"]:
+        t.add_row(str(r["round"]), _pct(r["acc_weak"]), _pct(r["acc_w2s"]), _pct(r["acc_ceiling"]),
+                  _pct(r["acc_student_untrained"]), _num(r["pgr"], 2), _num(r["capa_weak_strong"], 2))
     _emit(res, as_json, t)
 
 

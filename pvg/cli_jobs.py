@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pvg.cli_common import SetOption, err, friendly, out
+from pvg.errors import PvgError
 
 ADDRESS_HELP = ("Ray dashboard address (the Jobs API), e.g. http://HEAD:8265 "
                 "(env: PVG_JOBS_ADDRESS, else RAY_API_SERVER_ADDRESS, else RAY_ADDRESS).")
@@ -30,7 +31,8 @@ jobs_app = typer.Typer(no_args_is_help=True, help="List, follow and stop the Ray
 
 
 def submit(
-    config: Path = typer.Argument(..., help="YAML config file, inside the folder that is shipped (e.g. configs/)."),
+    config: Optional[Path] = typer.Argument(None, help="YAML config file, inside the folder that is shipped "
+                                            "(e.g. configs/); not with --resume."),
     set: Optional[List[str]] = SetOption,
     address: Optional[str] = AddressOption,
     token: Optional[str] = TokenOption,
@@ -52,6 +54,8 @@ def submit(
                                              "cluster that grows on demand: sets resources.precheck=false)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the job (entrypoint, runtime env) "
                                  "without contacting the cluster."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped run instead: its absolute run "
+                                         "folder on the cluster (`pvg train --resume RUN_DIR` as a job)."),
 ) -> None:
     """Run `pvg train CONFIG` on a Ray cluster as a job (Ray's Jobs API); prints the job id.
 
@@ -59,9 +63,16 @@ def submit(
     """
     from pvg import jobs
 
-    overrides = list(set or []) + ([] if resource_check else ["resources.precheck=false"])  # the job's driver too
-    sub = jobs.plan_submission(config, overrides, run_dir=run_dir, name=name, working_dir=working_dir, pip=pip,
-                               python=python)
+    if resume is not None:
+        if config is not None or set or run_dir or name:
+            raise PvgError("--resume continues a run with its own config.yaml; drop CONFIG, --set, --run-dir and --name")
+        sub = jobs.plan_resume(resume, working_dir=working_dir, pip=pip, python=python)
+    elif config is None:
+        raise PvgError("give a config (e.g. configs/tiny.yaml), or --resume RUN_DIR to continue a stopped run")
+    else:
+        overrides = list(set or []) + ([] if resource_check else ["resources.precheck=false"])  # the job's driver too
+        sub = jobs.plan_submission(config, overrides, run_dir=run_dir, name=name, working_dir=working_dir, pip=pip,
+                                   python=python)
     for w in sub.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     if dry_run:
@@ -76,7 +87,8 @@ def submit(
             err.print(f"[yellow]warning:[/] could not read the cluster's nodes ({escape(str(e))}); "
                       "resources not checked", highlight=False, soft_wrap=True)
         else:
-            jobs.check_fits(sub.cfg.resources, nodes, cluster.url)
+            if sub.cfg is not None:
+                jobs.check_fits(sub.cfg.resources, nodes, cluster.url)
     job_id = jobs.submit(cluster, sub)
     print(job_id, flush=True)
     err.print(f"submitted job [bold]{escape(job_id)}[/] to {escape(cluster.url)} (working dir: {escape(str(sub.working_dir))})\n"

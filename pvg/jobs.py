@@ -212,9 +212,21 @@ def pip_requirements() -> list[str]:
     return [r for r in reqs if "extra ==" not in r and re.split(r"[^A-Za-z0-9_.-]", r, maxsplit=1)[0].lower() != "ray"]
 
 
+def _runtime_env(wd: Path, pip: bool) -> dict:
+    """What a job ships: the working dir (minus EXCLUDES), the pvg package when it lives outside it,
+    and pvg's requirements with --pip."""
+    runtime_env: dict = {"working_dir": str(wd), "excludes": list(EXCLUDES)}
+    pkg = Path(__file__).resolve().parent
+    if not pkg.is_relative_to(wd):
+        runtime_env["py_modules"] = [str(pkg)]
+    if pip:
+        runtime_env["pip"] = pip_requirements()
+    return runtime_env
+
+
 @dataclass
 class Submission:
-    cfg: PvgConfig
+    cfg: PvgConfig | None  # None: a resumed run whose config.yaml is not visible from here
     entrypoint: str
     runtime_env: dict
     metadata: dict
@@ -267,15 +279,32 @@ def plan_submission(config: Path, overrides: list[str], *, run_dir: str | None =
         args += ["--set", item]
     if run_dir is not None:
         args += ["--run-dir", run_dir]
-    runtime_env: dict = {"working_dir": str(wd), "excludes": list(EXCLUDES)}
-    pkg = Path(__file__).resolve().parent
-    if not pkg.is_relative_to(wd):
-        runtime_env["py_modules"] = [str(pkg)]
-    if pip:
-        runtime_env["pip"] = pip_requirements()
+    runtime_env = _runtime_env(wd, pip)
     submission_id = f"pvg-{cfg.run.name}-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     metadata = {"pvg": "train", "pvg_config": str(rel), "pvg_run_name": cfg.run.name, "pvg_run_dir": final_run_dir}
     return Submission(cfg, shlex.join(args), runtime_env, metadata, submission_id, final_run_dir, wd, warnings)
+
+
+def plan_resume(run_dir: str, *, working_dir: Path | None = None, pip: bool = False,
+                python: str = "python") -> Submission:
+    """A job that continues a stopped run: `pvg train --resume RUN_DIR` on the cluster.
+
+    The run's own config.yaml decides everything; when the run folder is visible here too (a shared
+    mount), it is read to check the resources before submitting, else the job's driver checks them.
+    """
+    if not PurePosixPath(run_dir).is_absolute():
+        raise PvgError(f"--resume {run_dir}: give the run folder's absolute path on the cluster's storage "
+                       "(as `pvg jobs list` shows it)")
+    local = Path(run_dir) / "config.yaml"
+    cfg = load_config(local) if local.is_file() else None
+    warnings = [] if cfg else [f"{local} is not visible here: the job's driver checks the run folder and its resources"]
+    wd = (working_dir or project_root() or Path.cwd()).resolve()
+    runtime_env = _runtime_env(wd, pip)
+    name = PurePosixPath(run_dir).name
+    submission_id = f"pvg-{name}-resume-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    metadata = {"pvg": "train --resume", "pvg_run_name": name, "pvg_run_dir": run_dir}
+    entrypoint = shlex.join([python, "-u", "-m", "pvg.cli", "train", "--resume", run_dir])
+    return Submission(cfg, entrypoint, runtime_env, metadata, submission_id, run_dir, wd, warnings)
 
 
 # --------------------------------------------------------------------------- will it fit?

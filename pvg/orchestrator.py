@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ray
 
-from pvg.actors import place_groups
+from pvg.actors import check_cluster, place_groups
 from pvg.config import GameConfig, PvgConfig, load_config
 from pvg.dataset import load_split
 from pvg.errors import PvgError
@@ -122,17 +122,26 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ the game
     def run(self) -> dict:
-        self._prepare_folder()
-        lock = RunLock(self.rf.path)
-        lock.acquire()
+        started_ray = not ray.is_initialized()
+        start_ray(self.address)
+        self._stop_cleanly_on_sigterm()  # after ray.init, which installs a handler of its own
         try:
-            return self._run()
+            # a config the cluster cannot hold fails here: before the warm start and before any file is written
+            check_cluster(self.cfg.resources)
+            self._prepare_folder()
+            lock = RunLock(self.rf.path)
+            lock.acquire()
+            try:
+                return self._run()
+            finally:
+                if self.tb is not None:
+                    self.tb.close()
+                if self.wandb is not None:
+                    self.wandb.finish()
+                lock.release()
         finally:
-            if self.tb is not None:
-                self.tb.close()
-            if self.wandb is not None:
-                self.wandb.finish()
-            lock.release()
+            if started_ray:  # a local Ray this run started goes with it (a joined cluster stays up)
+                ray.shutdown()
 
     def _run(self) -> dict:
         cfg, rf = self.cfg, self.rf
@@ -150,8 +159,6 @@ class Orchestrator:
                 raise PvgError(f"the {side} side has {len(probs)} problems; raise data.num_problems")
         self._open_tb()
 
-        start_ray(self.address)
-        self._stop_cleanly_on_sigterm()  # after ray.init, which installs a handler of its own
         tiny = cfg.prover.model is None
         self.prover, self.verifier, _ = place_groups(
             cfg.resources, (ws.prover, ws.prover_tokenizer, cfg.prover, cfg.ppo, cfg.deepspeed, tiny),

@@ -351,6 +351,10 @@ class PPOTrainer:
                 (mb_value_tokens,) = self.reducer.sum(batch.mask[idx].sum())
                 mb_value_tokens = mb_value_tokens.clamp(min=1).to(torch.float32)
                 micros = split_even(idx, cfg.grad_accum)
+                if isinstance(self.stepper, DeepSpeedStepper) and len(micros) != cfg.grad_accum:
+                    # DeepSpeed steps every grad_accum micro-batches by its own count: fewer would shift it
+                    raise RuntimeError(f"a minibatch share of {len(idx)} episodes cannot make ppo.grad_accum="
+                                       f"{cfg.grad_accum} micro-batches; lower ppo.grad_accum")
                 for i, m in enumerate(micros):
                     part = batch.rows(m)
                     logp, entropy, values = forward(self.model, part, temperature=self.temperature)

@@ -32,6 +32,7 @@ def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, center_coef: float
 
 
 @torch.no_grad()
+@torch.no_grad()  # scoring never trains: no graph, whoever calls it
 def score_texts(model, tok, texts: Sequence[str], max_length: int, batch_size: int = 256) -> list[float]:
     model.eval()
     tok.padding_side = "right"

@@ -144,12 +144,17 @@ def test_data_preview_shows_brackets_verbatim(runner, tmp_path):
     assert "[x]" in result.stdout and "[b]" in result.stdout
 
 
-def test_train_rejects_unsupported_placement_before_any_work(tmp_path):
-    """A group of several actors is refused at once, before the warm start, and leaves no run folder."""
+def test_train_rejects_unplaceable_config_before_any_work(tmp_path):
+    """More CPUs than the (local) cluster has is refused at once, before the warm start, leaving no
+    run folder and no Ray behind."""
+    import ray
+
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"run: {{out_dir: {tmp_path / 'runs'}, cache_dir: {tmp_path / 'cache'}}}\n"
-                   "resources: {prover: {actors: 2}}\n")
+                   "resources: {prover: {actors: 2, cpus_per_actor: 64}}\n")
     result = CliRunner().invoke(app, ["train", str(cfg)])
-    assert result.exit_code == 2
-    assert "resources.prover.actors=2" in result.stderr
+    assert result.exit_code == 2, result.output
+    msg = " ".join(result.stderr.split())
+    assert "cannot place this config" in msg and "prover 2 x {CPU=64}" in msg, msg
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+    assert not ray.is_initialized()

@@ -162,6 +162,21 @@ def test_attack(run):
     assert bad.exit_code == 2 and "src, cgc or goodhart" in bad.stderr
 
 
+def test_w2s(run):
+    res = ok("eval", "w2s", run)
+    assert [r["round"] for r in res["rounds"]] == rounds_of(run)
+    for r in res["rounds"]:
+        assert r["train"] > 0 and r["test"] > 0
+        for k in ("acc_weak", "acc_w2s", "acc_ceiling", "acc_student_untrained"):
+            assert 0 <= r[k] <= 1
+        assert r["student_gain"] == pytest.approx(r["acc_w2s"] - r["acc_student_untrained"])
+        gap = r["acc_ceiling"] - r["acc_weak"]
+        if gap > 0:
+            assert r["pgr"] == pytest.approx((r["acc_w2s"] - r["acc_weak"]) / gap)
+        else:  # nothing to recover
+            assert r["pgr"] is None
+
+
 def test_prefix():
     from pvg.eval.judges import prefix
 

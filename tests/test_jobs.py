@@ -188,6 +188,11 @@ def test_submit_follow_and_list(ray_cluster, tmp_path, cache_dir):
         [(job_id, "SUCCEEDED", str(run))]
     table = pvg(c, "jobs", "list", *addr)
     assert job_id in table.stdout and "SUCCEEDED" in table.stdout
+
+    # Resuming a finished run as a job: its driver reads the run folder and says the game is over.
+    again = pvg(c, "submit", "--resume", str(run), *addr, "--follow", timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert "game already finished" in again.stdout + again.stderr
     print(f"\ncluster up + checks {t_submit - t0:.0f}s, job {t_done - t_submit:.0f}s, total {time.time() - t0:.0f}s")
 
 
@@ -223,6 +228,30 @@ def test_submit_refuses_bad_input_before_contacting_anyone(args, needles):
     assert "Traceback" not in msg and "cannot reach" not in msg
     for n in needles:
         assert n in msg, (n, msg)
+
+
+def test_resume_plan(tmp_path):
+    from pvg.errors import PvgError
+    from pvg.jobs import plan_resume
+
+    with pytest.raises(PvgError, match="absolute path"):
+        plan_resume("runs/tiny")
+    sub = plan_resume("/shared/runs/tiny-x")
+    assert sub.entrypoint == "python -u -m pvg.cli train --resume /shared/runs/tiny-x"
+    assert sub.cfg is None and sub.run_dir == "/shared/runs/tiny-x" and sub.submission_id.startswith("pvg-tiny-x-resume-")
+    assert any("not visible here" in w for w in sub.warnings)
+    run = tmp_path / "tiny-ci"
+    run.mkdir()
+    (run / "config.yaml").write_text(CONFIG.read_text())
+    seen = plan_resume(str(run))  # a shared mount: the run's config is read and checked here
+    assert seen.cfg is not None and seen.cfg.run.name == "tiny-ci" and not seen.warnings
+    dry = subprocess.run(pvg_cmd("submit", "--resume", str(run), "--dry-run"), capture_output=True, text=True,
+                         env={**base_env(), "COLUMNS": "200"}, cwd=REPO, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["entrypoint"].endswith(f"train --resume {run}")
+    both = subprocess.run(pvg_cmd("submit", str(CONFIG), "--resume", str(run), "--dry-run"), capture_output=True,
+                          text=True, env={**base_env(), "COLUMNS": "200"}, cwd=REPO, timeout=120)
+    assert both.returncode == 2 and "drop CONFIG" in both.stderr
 
 
 def test_config_outside_the_shipped_folder(tmp_path):

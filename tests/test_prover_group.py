@@ -68,6 +68,8 @@ def single_actor_update(root, questions, roles, cfg: PvgConfig):
 def local_ray():
     import ray
 
+    if ray.is_initialized():  # another test's in-process Ray: this test needs its own 4 logical CPUs
+        ray.shutdown()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=True,
              runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     yield ray

@@ -19,13 +19,13 @@ from __future__ import annotations
 import random
 import statistics
 
-import torch
 
 from pvg.eval.sampling import device
 from pvg.eval.store import EvalRun
 from pvg.grading import is_correct
 from pvg.rewards import compute_rewards
 from pvg.roles import prover_prompt, verifier_text
+from pvg.verifier_train import score_texts
 
 GOODHART_ACCURACY = 0.2
 
@@ -41,13 +41,6 @@ def helpful_correct_mean(run: EvalRun, k: int) -> float:
     scores = [r["verifier_score"] for r in run.pool(k) if r["role"] == "helpful" and r["correct"]
               and r["verifier_score"] is not None]
     return statistics.fmean(scores) if scores else float("inf")
-
-
-@torch.no_grad()
-def _scores(model, tok, texts, max_length):
-    from pvg.verifier_train import score_texts
-
-    return score_texts(model, tok, texts, max_length)
 
 
 def attack_round(run: EvalRun, k: int, reward: str, max_steps: int, seed: int, advance=lambda **_: None) -> dict:
@@ -78,7 +71,7 @@ def attack_round(run: EvalRun, k: int, reward: str, max_steps: int, seed: int, a
                            max_new_tokens=cfg.prover.max_new_tokens, temperature=cfg.prover.temperature,
                            top_p=cfg.prover.top_p, seed=seed * 1_000_003 + 1000 * k + step, calculator=cfg.prover.calculator)
         correct = [is_correct(s.text, p.answer) for s, p in zip(samples, eps)]
-        scores = _scores(vmodel, vtok, [verifier_text(p.question, s.text) for s, p in zip(samples, eps)],
+        scores = score_texts(vmodel, vtok, [verifier_text(p.question, s.text) for s, p in zip(samples, eps)],
                          cfg.verifier.max_length)
         rewards = compute_rewards(reward, scores, correct, [role] * len(eps), [p.id for p in eps], ppo.cgc_v0)
         rollout = pad_episodes([s.prompt_ids for s in samples], [s.response_ids for s in samples], tok.pad_token_id,
@@ -99,7 +92,8 @@ def attack_round(run: EvalRun, k: int, reward: str, max_steps: int, seed: int, a
         if done:
             exploited_at = step + 1
             break
-    advance(max_steps - len(history)) if len(history) < max_steps else None
+    if len(history) < max_steps:  # an early exploit: the bar still counts the steps it saved
+        advance(max_steps - len(history))
     return {"round": k, "steps_to_exploit": exploited_at, "exploited": exploited_at is not None,
             "target_score": target if target != float("inf") else None, "history": history}
 
@@ -117,5 +111,5 @@ def figure(result: dict, dpi: int = 100) -> bytes:
     cap = result["max_steps"]
     pts = [(r["round"], r["steps_to_exploit"] if r["exploited"] else cap) for r in result["rounds"]]
     return line_figure({f"{result['reward']} attacker (cap {cap} = no exploit)": pts},
-                       f"sneaky-only attack: steps to exploit each round's verifier", "PPO steps",
+                       "sneaky-only attack: steps to exploit each round's verifier", "PPO steps",
                        ylim=(0, cap * 1.05), dpi=dpi)

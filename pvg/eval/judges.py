@@ -23,13 +23,13 @@ import math
 import random
 import statistics
 
-import torch
 
 from pvg.errors import PvgError
 from pvg.eval.sampling import device, sample
 from pvg.eval.similarity import capa_binary
 from pvg.eval.store import EvalRun
 from pvg.roles import ROLES, verifier_text
+from pvg.verifier_train import score_texts
 
 JUDGES = {"full": "whole solutions", "prefix": "first half of each solution's lines"}
 
@@ -44,13 +44,6 @@ def verifier_base(run: EvalRun) -> tuple[str, str]:
     if run.cfg.verifier.model:
         return run.cfg.verifier.model, run.cfg.verifier.model
     return str(run.warmstart("verifier_base", "a judge")), str(run.warmstart("tokenizer", "a judge"))
-
-
-@torch.no_grad()
-def _score(model, tok, texts: list[str], max_length: int) -> list[float]:
-    from pvg.verifier_train import score_texts
-
-    return score_texts(model, tok, texts, max_length)
 
 
 def train_judge(run: EvalRun, kind: str, seed: int):
@@ -76,7 +69,7 @@ def train_judge(run: EvalRun, kind: str, seed: int):
     train_verifier(model, tok, pairs, steps=v.train_steps, batch_pairs=v.batch_pairs, lr=v.lr,
                    center_coef=v.center_coef, max_length=v.max_length, seed=seed)
     correct = [verifier_text(r.question, r.text) for r in rows if r.correct]
-    threshold = statistics.median(_score(model, tok, correct, v.max_length)) if correct else 0.0
+    threshold = statistics.median(score_texts(model, tok, correct, v.max_length)) if correct else 0.0
     return model, tok, threshold
 
 
@@ -109,7 +102,7 @@ def judges(run: EvalRun, n_problems: int, seed: int, advance=lambda **_: None) -
         texts = [verifier_text(by_id[s.problem_id].question, s.text) for s in sols]
         vmodel, vtok = run.verifier(k)
         vmodel.to(device())
-        vscores = _score(vmodel, vtok, texts, max_len)
+        vscores = score_texts(vmodel, vtok, texts, max_len)
         vthr = run.info.rows.get(k, {}).get("verifier_threshold")
         if not isinstance(vthr, (int, float)):
             ref = [v for v, s in zip(vscores, sols) if s.correct and s.role == "helpful"]
@@ -119,7 +112,7 @@ def judges(run: EvalRun, n_problems: int, seed: int, advance=lambda **_: None) -
         row = {"round": k, "verifier": judge_round(vscores, vthr, sols), "judges": {}}
         for name, (model, tok, thr) in trained.items():
             jt = texts if name == "full" else [verifier_text(by_id[s.problem_id].question, prefix(s.text)) for s in sols]
-            js = _score(model, tok, jt, max_len)
+            js = score_texts(model, tok, jt, max_len)
             kappa = capa_binary(v_probs, [_sigmoid(x - thr) for x in js], labels) if 0 < sum(labels) < len(labels) else None
             row["judges"][name] = {**judge_round(js, thr, sols), "capa_vs_verifier": kappa}
         rows.append(row)

@@ -50,7 +50,6 @@ def sample(run, k: int, problems: list, roles: list[str], n: int, seed: int, gre
             for (p, r), s in zip(pairs, out)]
 
 
-@torch.no_grad()
 def score(run, k: int, questions: list[str], solutions: list[str]) -> list[float]:
     """Round k's verifier scores, exactly as the game scored (same text format, same truncation)."""
     from pvg.verifier_train import score_texts
