@@ -23,3 +23,13 @@ def env() -> dict:
 
 def overrides(out: Path, cache: Path) -> list[str]:
     return ["--set", f"run.out_dir={out}", "--set", f"run.cache_dir={cache}", "--set", "logging.progress=false"]
+
+
+def assert_user_error(result, *needles):
+    """A CliRunner result that is a user error: exit 2, one `error:` message, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    msg = " ".join(result.stderr.split())
+    assert msg.startswith("error:"), msg
+    for n in needles:
+        assert n in msg, (n, msg)

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from pvg import cli_eval_human
 from pvg.errors import PvgError
 from pvg.eval import human
+from pvgrun import assert_user_error
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 ROLES = ("helpful", "sneaky")
@@ -44,15 +45,6 @@ def invoke(args):
 def ok(result):
     assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
     return result
-
-
-def assert_user_error(result, *needles):
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    msg = " ".join(result.stderr.split())
-    assert msg.startswith("error:"), msg
-    for n in needles:
-        assert n in msg, (n, msg)
 
 
 def copy_run(run: Path, dest: Path) -> Path:

@@ -26,7 +26,7 @@ from pvg.plots import run_labels
 from pvg.report import DEPARTS, WRONG_CALC, line_marks
 from pvg.runview import load_run
 from pvg.synth import generate
-from pvgrun import env, pvg_cmd
+from pvgrun import assert_user_error, env, pvg_cmd
 
 WIDE = {"COLUMNS": "200"}
 NARROW = {"COLUMNS": "80"}
@@ -40,15 +40,6 @@ def runner():
 
 def invoke(runner, args, env=WIDE):
     return runner.invoke(app, [str(a) for a in args], env=env)
-
-
-def assert_user_error(result, *needles):
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    msg = " ".join(result.stderr.split())
-    assert msg.startswith("error:"), msg
-    for n in needles:
-        assert n in msg, (n, msg)
 
 
 def jsonl_rows(run: Path, kind: str) -> list[dict]:

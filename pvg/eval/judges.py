@@ -26,7 +26,7 @@ import statistics
 
 from pvg.errors import PvgError
 from pvg.eval.sampling import device, sample
-from pvg.eval.similarity import capa_binary
+from pvg.eval.similarity import accept_probability, capa_binary
 from pvg.eval.store import EvalRun
 from pvg.roles import ROLES, verifier_text
 from pvg.verifier_train import score_texts
@@ -73,10 +73,6 @@ def train_judge(run: EvalRun, kind: str, seed: int):
     return model, tok, threshold
 
 
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-max(-60.0, min(60.0, x))))
-
-
 def judge_round(scores: list[float], threshold: float, sols) -> dict:
     accept = [s >= threshold for s in scores]
     out = {}
@@ -103,17 +99,14 @@ def judges(run: EvalRun, n_problems: int, seed: int, advance=lambda **_: None) -
         vmodel, vtok = run.verifier(k)
         vmodel.to(device())
         vscores = score_texts(vmodel, vtok, texts, max_len)
-        vthr = run.info.rows.get(k, {}).get("verifier_threshold")
-        if not isinstance(vthr, (int, float)):
-            ref = [v for v, s in zip(vscores, sols) if s.correct and s.role == "helpful"]
-            vthr = statistics.median(ref) if ref else 0.0
         labels = [s.correct for s in sols]
-        v_probs = [_sigmoid(v - vthr) for v in vscores]
+        vthr = run.threshold(k, vscores, labels, [s.role for s in sols])
+        v_probs = [accept_probability(v, vthr) for v in vscores]
         row = {"round": k, "verifier": judge_round(vscores, vthr, sols), "judges": {}}
         for name, (model, tok, thr) in trained.items():
             jt = texts if name == "full" else [verifier_text(by_id[s.problem_id].question, prefix(s.text)) for s in sols]
             js = score_texts(model, tok, jt, max_len)
-            kappa = capa_binary(v_probs, [_sigmoid(x - thr) for x in js], labels) if 0 < sum(labels) < len(labels) else None
+            kappa = capa_binary(v_probs, [accept_probability(x, thr) for x in js], labels) if 0 < sum(labels) < len(labels) else None
             row["judges"][name] = {**judge_round(js, thr, sols), "capa_vs_verifier": kappa}
         rows.append(row)
         advance()

@@ -25,7 +25,7 @@ from fractions import Fraction
 
 from pvg.grading import parse_number
 
-__all__ = ["capa", "capa_binary", "capa_exact_match"]
+__all__ = ["accept_probability", "capa", "capa_binary", "capa_exact_match"]
 
 _SUM_TOL = 1e-6  # probability vectors from softmax in float32 are off by ~1e-7
 _UNDEFINED_TOL = 1e-12  # 1 − c_exp at or below this is round-off of an exact 0
@@ -201,3 +201,10 @@ def _answer(value: object, q: int, name: str) -> Fraction | str | None:
         except (TypeError, ValueError):
             return Fraction(value) if math.isfinite(value) else None
     raise ValueError(f"question {q}: {name} must be a string, a number or None, got {value!r}")
+
+
+def accept_probability(score: float, threshold: float) -> float:
+    """A checker's score as the probability it accepts: `sigmoid(score − threshold)`, 1/2 at its
+    threshold, so `capa_binary` can compare checkers whose scores live on different scales."""
+    x = max(-60.0, min(60.0, score - threshold))
+    return 1 / (1 + math.exp(-x))

@@ -78,6 +78,16 @@ class EvalRun:
             raise PvgError(f"{f} is missing; the run folder has no pool for round {k}")
         return pq.read_table(f).to_pylist()
 
+    def threshold(self, k: int, scores: list[float], correct: list[bool], roles: list[str]) -> float:
+        """Round k's acceptance threshold: the one its eval recorded, else the game's own rule
+        (`verifier.threshold`) applied to the given solutions."""
+        from pvg.metrics import acceptance_threshold
+
+        stored = self.info.rows.get(k, {}).get("verifier_threshold")
+        if isinstance(stored, (int, float)) and not isinstance(stored, bool):
+            return float(stored)
+        return acceptance_threshold(scores, correct, roles, self.cfg.verifier.threshold)
+
     def warmstart(self, part: str, what: str) -> Path:
         """A folder of the run's warm-start cache (`prover`, `verifier_base`, `tokenizer`): the initial
         weights, which the run folder does not copy. Deterministic, so a lost cache can be rebuilt."""

@@ -21,15 +21,13 @@ that learned the verifier's mistakes shares them).
 from __future__ import annotations
 
 import hashlib
-import math
 import random
-import statistics
 
 import torch
 
 from pvg.errors import PvgError
 from pvg.eval.sampling import device
-from pvg.eval.similarity import capa_binary
+from pvg.eval.similarity import accept_probability, capa_binary
 from pvg.eval.store import EvalRun
 from pvg.roles import verifier_text
 from pvg.verifier_train import score_texts
@@ -83,10 +81,6 @@ def _accuracy(decisions: list[bool], truth: list[bool]) -> float:
     return sum(d == t for d, t in zip(decisions, truth)) / len(truth)
 
 
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-max(-60.0, min(60.0, x))))
-
-
 def w2s_round(run: EvalRun, k: int, student: str | None, seed: int) -> dict:
     from pvg.models import load_verifier, quiet_libraries
     from pvg.tokenizer import load_tokenizer
@@ -97,10 +91,8 @@ def w2s_round(run: EvalRun, k: int, student: str | None, seed: int) -> dict:
     test = [r for r in rows if held_out(r["problem_id"])]
     if not train or not test:
         raise PvgError(f"round {k}'s pool is too small to split into train and test problems")
-    threshold = run.info.rows.get(k, {}).get("verifier_threshold")
-    if not isinstance(threshold, (int, float)):
-        ref = [r["verifier_score"] for r in rows if r["role"] == "helpful" and r["correct"]]
-        threshold = statistics.median(ref) if ref else 0.0
+    threshold = run.threshold(k, [r["verifier_score"] for r in rows], [bool(r["correct"]) for r in rows],
+                              [r["role"] for r in rows])
     text = lambda r: verifier_text(r["question"], r["text"])  # noqa: E731
     truth = [bool(r["correct"]) for r in test]
     weak_test = [r["verifier_score"] >= threshold for r in test]
@@ -123,8 +115,8 @@ def w2s_round(run: EvalRun, k: int, student: str | None, seed: int) -> dict:
     pgr = (results["w2s"]["accuracy"] - acc_weak) / gap if gap > 0 else None
     kappa = None
     if 0 < sum(truth) < len(truth):
-        kappa = capa_binary([_sigmoid(r["verifier_score"] - threshold) for r in test],
-                            [_sigmoid(x) for x in results["w2s"]["logits"]], truth)
+        kappa = capa_binary([accept_probability(r["verifier_score"], threshold) for r in test],
+                            [accept_probability(x, 0.0) for x in results["w2s"]["logits"]], truth)
     return {"round": k, "train": len(train), "test": len(test), "acc_weak": acc_weak,
             "acc_w2s": results["w2s"]["accuracy"], "acc_ceiling": results["ceiling"]["accuracy"],
             "acc_student_untrained": acc_untrained, "student_gain": results["w2s"]["accuracy"] - acc_untrained,
