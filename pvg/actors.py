@@ -17,6 +17,7 @@ import torch
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from pvg import storage
 from pvg.config import DeepSpeedConfig, PPOConfig, ProverConfig, ResourcesConfig, VerifierConfig
 from pvg.errors import PvgError
 
@@ -107,17 +108,19 @@ class ProverActor:
         self.policy = self.trainer.policy
 
     def load(self, path: str) -> None:
-        """A finished phase's checkpoint, for sampling only (a resumed run never trains it further)."""
+        """A finished phase's checkpoint (a path, or a URI downloaded here first), for sampling only
+        (a resumed run never trains it further)."""
         from pvg.models import load_causal_lm
 
-        self.policy = load_causal_lm(path, self.cfg.dtype).to(self.device)
+        with storage.local_folder(path) as local:
+            self.policy = load_causal_lm(str(local), self.cfg.dtype).to(self.device)
         self.trainer = None
 
     def save(self, path: str) -> None:
         """Rank 0 writes the Hugging Face folder; the others only take part in gathering ZeRO-3 shards."""
         with self._full_weights():
             if self.rank == 0:
-                _save_atomic(self.policy, self.tok, Path(path))
+                _save_atomic(self.policy, self.tok, path)
 
     def _full_weights(self):
         """ZeRO-3 keeps 1/N of each weight per rank: gather them for sampling and saving (a collective,
@@ -208,10 +211,11 @@ class VerifierActor:
     def load(self, path: str) -> None:
         from pvg.models import load_verifier
 
-        self.model = load_verifier(path, self.tok.pad_token_id, self.cfg.dtype).to(self.device)
+        with storage.local_folder(path) as local:
+            self.model = load_verifier(str(local), self.tok.pad_token_id, self.cfg.dtype).to(self.device)
 
     def save(self, path: str) -> None:
-        _save_atomic(self.model, self.tok, Path(path))
+        _save_atomic(self.model, self.tok, path)
 
     def train(self, pairs: list[tuple[str, str]], seed: int) -> dict:
         from pvg.verifier_train import Pair, train_verifier
@@ -234,10 +238,24 @@ def _to(batch, device):
     return batch
 
 
-def _save_atomic(model, tok, path: Path) -> None:
-    """Hugging Face folder (safetensors), written next to its place and renamed: never half a checkpoint."""
-    import shutil
+def _save_atomic(model, tok, target: str) -> None:
+    """Hugging Face folder (safetensors), written next to its place and renamed: never half a checkpoint.
 
+    A URI target (a run folder on an object store) is written to a local temporary folder on this
+    actor's node and uploaded from there: the actor that saves is the one writer of its files,
+    wherever the driver runs. An upload cut short is harmless: state.json, which the driver writes
+    after this returns, is what makes a checkpoint part of the run.
+    """
+    import shutil
+    import tempfile
+
+    if storage.is_uri(target):
+        with tempfile.TemporaryDirectory(prefix="pvg-ckpt-") as tmp:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            storage.upload_tree(Path(tmp), target)
+        return
+    path = Path(target)
     tmp = path.with_name(path.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

@@ -110,8 +110,10 @@ def warmstart(
 def train(
     config: Optional[Path] = typer.Argument(None, help="YAML config file (not needed with --resume)."),
     set: Optional[List[str]] = SetOption,
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from its last finished phase."),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder (default: run.out_dir/run.name)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run in this folder (a path or a URI) "
+                                         "from its last finished phase."),
+    run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Run folder: a path or a URI such as "
+                                          "s3://bucket/runs/NAME (default: run.out_dir/run.name)."),
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS",
                                           help="Ray cluster to join (default: start a local Ray)."),
 ) -> None:

@@ -23,30 +23,31 @@ from pvg.errors import PvgError
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a finished run: sneaky-only attacks, best-of-n, separability, "
                                                   "weak judges, similarity, weak-to-strong, reliability by difficulty, human study kit (docs/eval.md).")
 
-RUN_DIR_ARG = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `pvg train`.")
+RUN_DIR_ARG = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `pvg train`: a path or a URI "
+                             "(s3://..., gs://...; results are written back to it).")
 FORCE = typer.Option(False, "--force", help="Recompute even when a stored result matches.")
 JSON = typer.Option(False, "--json", help="Print the stored result as JSON.")
 SEED = typer.Option(0, "--seed", min=0, help="Seed of the problem draw and the sampling.")
 PROBLEMS = typer.Option(200, "--problems", min=1, help="Held-out test problems to sample.")
 
 
-def run_eval(run_dir: Path, name: str, params: dict, units: Callable, compute: Callable, figure: Callable,
+def run_eval(run_dir: str | Path, name: str, params: dict, units: Callable, compute: Callable, figure: Callable,
              force: bool) -> dict:
     """The shared routine: reuse a stored result, or compute with a progress bar and store it."""
-    from pvg.eval.store import EvalRun, cached, result_path, save
+    from pvg.eval.store import EvalRun, cached, result_path, save, shown
     from pvg.progress import progress_bar
 
     run = EvalRun.open(run_dir)
     if not force:
         hit = cached(run, name, params)
         if hit is not None:
-            err.print(f"{name}: reusing {result_path(run, name)} (same options, run unchanged; --force recomputes)",
+            err.print(f"{name}: reusing {shown(run, result_path(run, name))} (same options, run unchanged; --force recomputes)",
                       highlight=False)
             return hit
     with progress_bar(f"eval {name}", units(run), run.cfg.logging.progress) as advance:
         result = compute(run, advance)
     stored = save(run, name, params, result, figure(result))
-    err.print(f"wrote {result_path(run, name)}" + (f" and {stored['figure']}" if "figure" in stored else ""),
+    err.print(f"wrote {shown(run, result_path(run, name))}" + (f" and {stored['figure']}" if "figure" in stored else ""),
               highlight=False)
     return stored
 
@@ -76,7 +77,7 @@ def _emit(result: dict, as_json: bool, table: Table) -> None:
 @eval_app.command("best-of-n")
 @friendly
 def best_of_n_cmd(
-    run_dir: Path = RUN_DIR_ARG,
+    run_dir: str = RUN_DIR_ARG,
     n: Optional[List[int]] = typer.Option(None, "--n", help="Set size (even, >= 2; repeatable). Default: 2, 4, 8."),
     problems: int = PROBLEMS,
     seed: int = SEED,
@@ -104,7 +105,7 @@ def best_of_n_cmd(
 
 @eval_app.command("separability")
 @friendly
-def separability_cmd(run_dir: Path = RUN_DIR_ARG, force: bool = FORCE, as_json: bool = JSON) -> None:
+def separability_cmd(run_dir: str = RUN_DIR_ARG, force: bool = FORCE, as_json: bool = JSON) -> None:
     """Per round, the ROC AUC of a small discriminator telling helpful from sneaky pool solutions
     (near 50%: the sneaky role has learned to look helpful)."""
     from pvg.eval import separability as sep
@@ -121,7 +122,7 @@ def separability_cmd(run_dir: Path = RUN_DIR_ARG, force: bool = FORCE, as_json: 
 @eval_app.command("reliability")
 @friendly
 def reliability_cmd(
-    run_dir: Path = RUN_DIR_ARG,
+    run_dir: str = RUN_DIR_ARG,
     problems: int = PROBLEMS,
     seed: int = SEED,
     force: bool = FORCE,
@@ -148,7 +149,7 @@ def reliability_cmd(
 @eval_app.command("judges")
 @friendly
 def judges_cmd(
-    run_dir: Path = RUN_DIR_ARG,
+    run_dir: str = RUN_DIR_ARG,
     problems: int = PROBLEMS,
     seed: int = SEED,
     force: bool = FORCE,
@@ -177,7 +178,7 @@ def judges_cmd(
 @eval_app.command("similarity")
 @friendly
 def similarity_cmd(
-    run_dir: Path = RUN_DIR_ARG,
+    run_dir: str = RUN_DIR_ARG,
     problems: int = PROBLEMS,
     seed: int = SEED,
     force: bool = FORCE,
@@ -201,7 +202,7 @@ def similarity_cmd(
 @eval_app.command("attack")
 @friendly
 def attack_cmd(
-    run_dir: Path = RUN_DIR_ARG,
+    run_dir: str = RUN_DIR_ARG,
     reward: str = typer.Option("cgc", "--reward", help="The attacker's reward: src, cgc (sneaky role) or goodhart "
                                                      "(the score alone)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Step cap per round (default: the "
@@ -233,7 +234,7 @@ def attack_cmd(
 @eval_app.command("w2s")
 @friendly
 def w2s_cmd(
-    run_dir: Path = RUN_DIR_ARG,
+    run_dir: str = RUN_DIR_ARG,
     student: Optional[str] = typer.Option(None, "--student", help="The strong student's starting weights (hub id or "
                                           "path); default: the run's initial prover."),
     seed: int = SEED,

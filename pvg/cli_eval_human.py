@@ -17,11 +17,12 @@ from rich.table import Table
 
 from pvg.cli_common import err, friendly, out
 
-RUN_DIR_ARG = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `pvg train`.")
+RUN_DIR_ARG = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `pvg train`: a path or a URI "
+                             "(s3://..., gs://...; the answer key and results are written back to it).")
 
 
 def human_export(
-    run_dir: Path = RUN_DIR_ARG,
+    run_dir: str = RUN_DIR_ARG,
     output: Path = typer.Option(..., "-o", "--output", help="The form to write: one self-contained HTML page."),
     per_round: int = typer.Option(10, "--per-round", help="Solutions per round (at least 2), balanced over roles "
                                                            "and correctness."),
@@ -53,7 +54,7 @@ def _secs(x) -> str:
 
 
 def human_import(
-    run_dir: Path = RUN_DIR_ARG,
+    run_dir: str = RUN_DIR_ARG,
     files: List[Path] = typer.Argument(..., metavar="ANSWERS.json...", help="Answer files saved by the form."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:

@@ -22,7 +22,7 @@ DEVICE_HELP = "Where to run the verifier: auto (a GPU when there is one), cpu, c
 
 
 def export_verifier(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `pvg train`."),
+    run_dir: str = typer.Argument(..., help="A run folder written by `pvg train`: a path or a URI (s3://..., gs://...)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write (built aside, then renamed into place)."),
     round_: Optional[int] = typer.Option(None, "--round", min=0,
                                          help="Round to export (default: the last round whose verifier and eval finished)."),
@@ -42,7 +42,7 @@ def export_verifier(
 
 
 def export_prover(
-    run_dir: Path = typer.Argument(..., help="A run folder written by `pvg train`."),
+    run_dir: str = typer.Argument(..., help="A run folder written by `pvg train`: a path or a URI (s3://..., gs://...)."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write (built aside, then renamed into place)."),
     round_: Optional[int] = typer.Option(None, "--round", min=0,
                                          help="Round to export (default: the last round whose prover and eval finished)."),

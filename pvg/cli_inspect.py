@@ -22,7 +22,7 @@ from pvg.cli_common import err, friendly, out
 from pvg.errors import PvgError
 from pvg.runview import COLUMNS, GAME_COLUMNS, NO_EXPLOIT, cell, load_run
 
-RUN_DIR_HELP = "A run folder written by `pvg train` (live or finished)."
+RUN_DIR_HELP = "A run folder written by `pvg train` (live or finished): a path or a URI (s3://..., gs://...)."
 
 
 def check_output(output: Path, suffixes: tuple[str, ...] | None = None) -> None:
@@ -37,7 +37,7 @@ def check_output(output: Path, suffixes: tuple[str, ...] | None = None) -> None:
 
 
 def metrics(
-    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help=RUN_DIR_HELP),
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help=RUN_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (status, stop_reason, rounds) for scripts."),
 ) -> None:
     """The legibility dashboard, one row a round, and where the run stands (live) or why it stopped."""
@@ -82,7 +82,8 @@ def _table(view, columns, title: str) -> Table:
 
 
 def plot(
-    run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR", help="One or more run folders; each gets its own colour."),
+    run_dirs: List[str] = typer.Argument(..., metavar="RUN_DIR", help="One or more run folders (paths or URIs); each "
+                                         "gets its own colour."),
     output: Path = typer.Option(..., "-o", "--output", help="Image to write: .png (or .pdf, .svg)."),
     dpi: int = typer.Option(100, "--dpi", min=30, max=600, help="Resolution; the figure is 12x8 inches."),
     title: Optional[str] = typer.Option(None, "--title", help="A title above the figure."),
@@ -100,7 +101,7 @@ def plot(
 
 
 def report(
-    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help=RUN_DIR_HELP),
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help=RUN_DIR_HELP),
     output: Path = typer.Option(..., "-o", "--output", help="HTML file to write (one self-contained page)."),
     examples: int = typer.Option(3, "--examples", min=0, help="Problems shown per round (helpful and sneaky side by side)."),
     dpi: int = typer.Option(100, "--dpi", min=30, max=300, help="Resolution of the embedded figure."),

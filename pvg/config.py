@@ -23,8 +23,10 @@ class _Strict(BaseModel):
 class RunConfig(_Strict):
     name: str = Field("tiny", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     seed: int = Field(0, ge=0)
-    out_dir: str = "runs"
+    out_dir: str = Field("runs", description="where run folders go: a path, or a URI (s3://bucket/runs, gs://...)")
     cache_dir: str = ".cache/pvg"
+    lock_stale_s: float = Field(300, ge=10, description="a URI run folder's lock whose heartbeat is older than this "
+                                "is a dead run's, taken over by the next `pvg train --resume`")
 
 
 class SplitConfig(_Strict):

@@ -63,22 +63,38 @@ class RunInfo:
     finished: set[str]
     rows: dict[int, dict]  # kind="round" metrics rows by round
     summary: dict | None
+    folder: object = None  # the RunFolder read (for a URI run folder: its local mirror, checkpoints on demand)
+
+    @property
+    def location(self) -> str:
+        """The run folder as the user named it: a path, or a URI."""
+        return self.folder.location if self.folder is not None else str(self.path)
+
+    def checkpoint(self, k: int, which: str) -> Path:
+        """Round k's `which` checkpoint folder, downloaded first when the run folder is a URI."""
+        if self.folder is not None:
+            return self.folder.fetch_ckpt(k, which)
+        return self.path / "checkpoints" / f"round-{k}" / which
 
 
-def open_run(path: Path) -> RunInfo:
-    """Read a run folder, saying exactly what is missing when `path` is not one."""
+def open_run(run_dir: str | Path) -> RunInfo:
+    """Read a run folder (a path, or a URI through a local mirror), saying exactly what is missing
+    when it is not one."""
     from pvg.config import load_config
-    from pvg.runfolder import RunFolder
+    from pvg.runfolder import open_folder
+    from pvg.storage import is_uri
 
-    path = Path(path)
-    if not path.exists():
-        raise PvgError(f"run folder {path} does not exist")
-    if not path.is_dir():
-        raise PvgError(f"{path} is a file, not a run folder")
-    rf = RunFolder(path)
+    if isinstance(run_dir, Path) or not is_uri(run_dir):
+        path = Path(run_dir)
+        if not path.exists():
+            raise PvgError(f"run folder {path} does not exist")
+        if not path.is_dir():
+            raise PvgError(f"{path} is a file, not a run folder")
+    rf = open_folder(run_dir)
+    path = rf.path
     missing = [p.name for p in (rf.config_path, rf.state_path) if not p.is_file()]
     if missing:
-        raise PvgError(f"{path} is not a pvg run folder: missing {', '.join(missing)} "
+        raise PvgError(f"{rf.location} is not a pvg run folder: missing {', '.join(missing)} "
                        "(give the folder `pvg train` wrote, e.g. runs/tiny)")
     try:
         finished = set(rf.finished())
@@ -90,7 +106,7 @@ def open_run(path: Path) -> RunInfo:
     if rf.summary_path.is_file():
         with contextlib.suppress(OSError, ValueError):
             summary = json.loads(rf.summary_path.read_text())
-    return RunInfo(path, cfg, finished, rows, summary)
+    return RunInfo(path, cfg, finished, rows, summary, rf)
 
 
 def rounds_with(run: RunInfo, which: str) -> list[int]:
@@ -111,20 +127,20 @@ def choose_round(run: RunInfo, which: str, round_: int | None, best: bool) -> tu
         raise PvgError("give either --round K or --best, not both")
     if round_ is not None:
         if round_ not in have:
-            raise PvgError(f"round {round_} of {run.path} has no {which} checkpoint; rounds with one: {listed}")
+            raise PvgError(f"round {round_} of {run.location} has no {which} checkpoint; rounds with one: {listed}")
         return round_, {"mode": "round", "rule": f"round {round_}, given with --round"}
     measured = [k for k in have if f"{k}/eval" in run.finished and k in run.rows]
     if best:
         scored = [(k, run.rows[k].get("verifier_auroc")) for k in measured]
         scored = [(k, a) for k, a in scored if isinstance(a, (int, float)) and not math.isnan(a)]
         if not scored:
-            raise PvgError(f"no round of {run.path} has a measured verifier_auroc yet, so --best has nothing "
+            raise PvgError(f"no round of {run.location} has a measured verifier_auroc yet, so --best has nothing "
                            f"to compare; rounds with a {which} checkpoint: {listed} (use --round K)")
         k = max(scored, key=lambda ka: (ka[1], ka[0]))[0]
         return k, {"mode": "best", "rule": BEST_RULE}
     if not measured:
         hint = " (use --round K to export an unmeasured one)" if have else ""
-        raise PvgError(f"no round of {run.path} has a finished {which} and eval yet; rounds with a {which} "
+        raise PvgError(f"no round of {run.location} has a finished {which} and eval yet; rounds with a {which} "
                        f"checkpoint: {listed}{hint}")
     return measured[-1], {"mode": "default", "rule": DEFAULT_RULE.format(which=which)}
 
@@ -230,7 +246,7 @@ def _share(folder: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- exports
-def export_verifier(run_dir: Path, out: Path, round_: int | None = None, best: bool = False,
+def export_verifier(run_dir: str | Path, out: Path, round_: int | None = None, best: bool = False,
                     force: bool = False) -> dict:
     """Write the verifier of one round to `out`; returns the pvg_verifier.json contents."""
     run = open_run(run_dir)
@@ -260,7 +276,7 @@ def export_verifier(run_dir: Path, out: Path, round_: int | None = None, best: b
         "pvg_version": __version__,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    model, tok = load_checkpoint(run.path / "checkpoints" / f"round-{k}" / "verifier", "verifier")
+    model, tok = load_checkpoint(run.checkpoint(k, "verifier"), "verifier")
     if model.config.pad_token_id is None:  # batched scoring needs it to find each row's last token
         model.config.pad_token_id = tok.pad_token_id
     tok.padding_side = "right"  # what score_texts uses: left padding would shift the positions
@@ -273,7 +289,7 @@ def export_verifier(run_dir: Path, out: Path, round_: int | None = None, best: b
     return meta
 
 
-def export_prover(run_dir: Path, out: Path, round_: int | None = None, force: bool = False) -> dict:
+def export_prover(run_dir: str | Path, out: Path, round_: int | None = None, force: bool = False) -> dict:
     """Write the PPO-trained prover of one round to `out`; returns the pvg_prover.json contents."""
     run = open_run(run_dir)
     k, selection = choose_round(run, "prover", round_, False)
@@ -303,7 +319,7 @@ def export_prover(run_dir: Path, out: Path, round_: int | None = None, force: bo
         "pvg_version": __version__,
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    model, tok = load_checkpoint(run.path / "checkpoints" / f"round-{k}" / "prover", "prover")
+    model, tok = load_checkpoint(run.checkpoint(k, "prover"), "prover")
     tok.padding_side = "left"  # generation batches are left-padded
     with atomic_dir(out, force, protect=run.path) as tmp:
         model.save_pretrained(tmp)
@@ -314,7 +330,8 @@ def export_prover(run_dir: Path, out: Path, round_: int | None = None, force: bo
 
 
 def _run_meta(run: RunInfo) -> dict:
-    return {"name": run.cfg.run.name, "path": str(run.path.resolve()), "seed": run.cfg.run.seed,
+    where = run.location if "://" in run.location else str(run.path.resolve())
+    return {"name": run.cfg.run.name, "path": where, "seed": run.cfg.run.seed,
             "rounds_measured": sorted(run.rows), "stop_reason": (run.summary or {}).get("stop_reason")}
 
 

@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
+from pvg import storage
 from pvg.config import PvgConfig, ResourcesConfig, load_config
 from pvg.errors import PvgError
 
@@ -236,6 +237,11 @@ class Submission:
     warnings: list[str]
 
 
+def _shared(location: str) -> bool:
+    """A run folder a job can use: an absolute path (on storage every node mounts) or a URI."""
+    return storage.is_uri(location) or PurePosixPath(location).is_absolute()
+
+
 def plan_submission(config: Path, overrides: list[str], *, run_dir: str | None = None, name: str | None = None,
                     working_dir: Path | None = None, pip: bool = False, python: str = "python") -> Submission:
     """Validate locally and build the job: entrypoint, runtime env, metadata. Uploads nothing."""
@@ -256,16 +262,17 @@ def plan_submission(config: Path, overrides: list[str], *, run_dir: str | None =
                        "copy it into configs/")
     warnings = []
     if run_dir is not None:
-        if not PurePosixPath(run_dir).is_absolute():
+        if not _shared(run_dir):
             raise PvgError(f"--run-dir {run_dir}: give an absolute path on the cluster's storage; a relative one "
                            "would land in Ray's temporary copy of the working dir")
         final_run_dir = run_dir
     else:
-        if not PurePosixPath(cfg.run.out_dir).is_absolute():
+        if not _shared(cfg.run.out_dir):
             raise PvgError(f"run.out_dir={cfg.run.out_dir} is relative: in a job it would land in Ray's temporary "
                            "copy of the working dir; pass --set run.out_dir=/shared/runs (storage every node sees) "
                            "or --run-dir /shared/runs/NAME")
-        final_run_dir = str(PurePosixPath(cfg.run.out_dir) / cfg.run.name)
+        final_run_dir = (storage.join(cfg.run.out_dir, cfg.run.name) if storage.is_uri(cfg.run.out_dir)
+                         else str(PurePosixPath(cfg.run.out_dir) / cfg.run.name))
     if not PurePosixPath(cfg.run.cache_dir).is_absolute():
         warnings.append(f"run.cache_dir={cfg.run.cache_dir} is relative: each job rebuilds the warm start in its "
                         "copy of the working dir; --set run.cache_dir=/shared/pvg-cache reuses it across jobs")
@@ -292,15 +299,15 @@ def plan_resume(run_dir: str, *, working_dir: Path | None = None, pip: bool = Fa
     The run's own config.yaml decides everything; when the run folder is visible here too (a shared
     mount), it is read to check the resources before submitting, else the job's driver checks them.
     """
-    if not PurePosixPath(run_dir).is_absolute():
-        raise PvgError(f"--resume {run_dir}: give the run folder's absolute path on the cluster's storage "
+    if not _shared(run_dir):
+        raise PvgError(f"--resume {run_dir}: give the run folder's absolute path or URI on the cluster's storage "
                        "(as `pvg jobs list` shows it)")
     local = Path(run_dir) / "config.yaml"
-    cfg = load_config(local) if local.is_file() else None
+    cfg = load_config(local) if not storage.is_uri(run_dir) and local.is_file() else None
     warnings = [] if cfg else [f"{local} is not visible here: the job's driver checks the run folder and its resources"]
     wd = (working_dir or project_root() or Path.cwd()).resolve()
     runtime_env = _runtime_env(wd, pip)
-    name = PurePosixPath(run_dir).name
+    name = storage.basename(run_dir)
     submission_id = f"pvg-{name}-resume-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     metadata = {"pvg": "train --resume", "pvg_run_name": name, "pvg_run_dir": run_dir}
     entrypoint = shlex.join([python, "-u", "-m", "pvg.cli", "train", "--resume", run_dir])

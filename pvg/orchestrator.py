@@ -4,6 +4,8 @@ Phases, each checkpointed and recorded in `state.json` when done: `initial` (the
 prover's samples seed the pool), then per round K: `K/verifier`, `K/prover`, `K/sample`, `K/eval`.
 A resumed run skips finished phases (loading their checkpoints) and re-runs an unfinished one from
 its start; every random draw is seeded from (seed, round, phase, step), so the re-run is the same.
+The run folder may be a URI (`s3://bucket/runs/NAME`): the driver then works in a local mirror of it
+and uploads as it goes (`pvg.storage`, `pvg.runfolder`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import tempfile
 import time
 from pathlib import Path
 
 import ray
 
+from pvg import storage
 from pvg.actors import check_cluster, place_groups
 from pvg.config import GameConfig, PvgConfig, load_config
 from pvg.dataset import load_split
@@ -26,7 +30,7 @@ from pvg.pool import INITIAL, PoolRow, mixture_pairs, read_rounds, write_round
 from pvg.progress import console, progress_bar
 from pvg.rewards import compute_rewards
 from pvg.roles import ROLES, verifier_text
-from pvg.runfolder import RunFolder, RunLock, write_atomic
+from pvg.runfolder import RemoteLock, RunFolder, RunLock
 from pvg.warmstart import run_warmstart
 
 ROUND_KEYS = [
@@ -52,17 +56,23 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
 
 
 class Orchestrator:
-    def __init__(self, cfg: PvgConfig, run_dir: Path, *, resume: bool = False, address: str | None = None,
+    def __init__(self, cfg: PvgConfig, run_dir: str | Path, *, resume: bool = False, address: str | None = None,
                  progress: bool = True):
         self.cfg, self.address, self.progress = cfg, address, progress and cfg.logging.progress
-        self.rf = RunFolder(run_dir)
+        if storage.is_uri(run_dir):  # a scheme with no installed file system fails here, before Ray starts
+            mirror = storage.Mirror(str(run_dir), "run")
+            self.rf = RunFolder(mirror.root, mirror)
+        else:
+            self.rf = RunFolder(Path(run_dir))
         self.resume = resume
         self.tb = None
         self.wandb = None
 
     # ------------------------------------------------------------------ set-up
     @classmethod
-    def for_resume(cls, run_dir: Path, **kw) -> "Orchestrator":
+    def for_resume(cls, run_dir: str | Path, **kw) -> "Orchestrator":
+        if storage.is_uri(run_dir):
+            return cls(_remote_config(str(run_dir)), run_dir, resume=True, **kw)
         rf = RunFolder(run_dir)
         if not rf.config_path.is_file():
             raise PvgError(f"{run_dir} is not a pvg run folder (no config.yaml); start a run with `pvg train CONFIG`")
@@ -70,12 +80,35 @@ class Orchestrator:
 
     def _prepare_folder(self) -> None:
         rf = self.rf
+        if rf.mirror:  # checked in _prepare_remote, before Ray; staged in _stage, after the lock
+            return
         if not self.resume:
             if rf.path.exists() and any(rf.path.iterdir()):
                 raise PvgError(f"run folder {rf.path} already exists; resume it with `pvg train --resume {rf.path}` "
                                "or pick another run.name / --run-dir")
             rf.path.mkdir(parents=True, exist_ok=True)
-            write_atomic(rf.config_path, self.cfg.to_yaml())
+            rf.write_text("config.yaml", self.cfg.to_yaml())
+
+    def _prepare_remote(self) -> None:
+        """Before Ray and the warm start: the storage is writable (a probe), and a new run's folder
+        is free, so a wrong bucket or missing credentials cost seconds, not a warm start."""
+        uri = self.rf.location
+        storage.probe(uri)
+        if not self.resume and storage.list_files(uri):
+            raise PvgError(f"run folder {uri} already exists; resume it with `pvg train --resume {uri}` "
+                           "or pick another run.name / --run-dir")
+
+    def _stage(self) -> None:
+        """After the lock, a URI run's local mirror: emptied, then the run's config (new) or the remote
+        folder but its checkpoints, TensorBoard files and lock (resumed; actors load checkpoints
+        themselves, and TensorBoard starts a new events file)."""
+        rf = self.rf
+        rf.mirror.reset()
+        if self.resume:
+            rf.mirror.pull(exclude=("checkpoints/", "tb/", ".lock", "eval/"))
+        else:
+            rf.write_text("config.yaml", self.cfg.to_yaml())
+        console.print(f"run folder {rf.location}, staged in {rf.path}", highlight=False, soft_wrap=True)
 
     def _open_tb(self) -> None:
         if self.cfg.logging.tensorboard:
@@ -114,7 +147,7 @@ class Orchestrator:
             return
 
         def handler(signum, frame):
-            console.print(f"[yellow]stopped by SIGTERM[/]; continue with `pvg train --resume {self.rf.path}`",
+            console.print(f"[yellow]stopped by SIGTERM[/]; continue with `pvg train --resume {self.rf.location}`",
                           highlight=False, soft_wrap=True)
             raise SystemExit(143)
 
@@ -122,6 +155,8 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ the game
     def run(self) -> dict:
+        if self.rf.mirror:
+            self._prepare_remote()
         started_ray = not ray.is_initialized()
         start_ray(self.address)
         self._stop_cleanly_on_sigterm()  # after ray.init, which installs a handler of its own
@@ -129,19 +164,33 @@ class Orchestrator:
             # a config the cluster cannot hold fails here: before the warm start and before any file is written
             check_cluster(self.cfg.resources)
             self._prepare_folder()
-            lock = RunLock(self.rf.path)
+            if self.rf.mirror:
+                lock = RemoteLock(self.rf.location, self.cfg.run.lock_stale_s)
+            else:
+                lock = RunLock(self.rf.path)
             lock.acquire()
             try:
+                if self.rf.mirror:
+                    self.rf.guard = lock.beat
+                    self._stage()
                 return self._run()
             finally:
                 if self.tb is not None:
                     self.tb.close()
                 if self.wandb is not None:
                     self.wandb.finish()
+                self._final_upload()
                 lock.release()
         finally:
             if started_ray:  # a local Ray this run started goes with it (a joined cluster stays up)
                 ray.shutdown()
+
+    def _final_upload(self) -> None:
+        """The last TensorBoard events of a URI run; a failure here must not hide why the run ended."""
+        try:
+            self.rf.sync_tb()
+        except PvgError as e:
+            console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
 
     def _run(self) -> dict:
         cfg, rf = self.cfg, self.rf
@@ -152,7 +201,7 @@ class Orchestrator:
         finished = set(rf.finished())
         rf.truncate_metrics(lambda r: f"{r['round']}/{'prover' if r['kind'] == 'ppo' else 'eval'}" in finished)
         ws = run_warmstart(cfg, progress=self.progress)
-        write_atomic(rf.path / "warmstart.json", json.dumps(ws.metrics, indent=2))
+        rf.write_text("warmstart.json", json.dumps(ws.metrics, indent=2))
         self.sides = load_split(cfg.data, cfg.run.seed)
         for side, probs in self.sides.items():
             if len(probs) < 2:
@@ -170,7 +219,7 @@ class Orchestrator:
         if "initial" not in finished:
             self.prover.reset(seed_for(cfg.run.seed, "initial"))
             rows = self._sample_rows(self.sides["verifier"], INITIAL, "initial", scores_from=None)
-            write_round(rf.pool, INITIAL, rows)
+            rf.publish(write_round(rf.pool, INITIAL, rows))
             rf.mark("initial")
         summary = None
         for k in range(cfg.game.max_rounds):
@@ -188,7 +237,7 @@ class Orchestrator:
         # 1. verifier phase
         t0 = time.time()
         if f"{k}/verifier" in finished:
-            self.verifier.load(str(rf.ckpt(k, "verifier")))
+            self.verifier.load(rf.ckpt_target(k, "verifier"))
             vstats = rf.phase_info(f"{k}/verifier")
         else:
             sources = [INITIAL] + list(range(k))
@@ -203,20 +252,20 @@ class Orchestrator:
                 vstats = self.verifier.train([(p.chosen, p.rejected) for p in pairs], seed_for(cfg.run.seed, k, "verifier-train"))
                 advance(loss=vstats["verifier_loss"])
             vstats["verifier_phase_s"] = round(time.time() - t0, 2)
-            self.verifier.save(str(rf.ckpt(k, "verifier")))
+            self.verifier.save(rf.ckpt_target(k, "verifier"))
             rf.mark(f"{k}/verifier", **vstats)
         # 2. prover phase
         if f"{k}/prover" in finished:
-            self.prover.load(str(rf.ckpt(k, "prover")))
+            self.prover.load(rf.ckpt_target(k, "prover"))
             pstats = rf.phase_info(f"{k}/prover")
         else:
             pstats = self._prover_phase(k)
-            self.prover.save(str(rf.ckpt(k, "prover")))
+            self.prover.save(rf.ckpt_target(k, "prover"))
             rf.mark(f"{k}/prover", **pstats)
         # 3. fresh samples of both roles on the verifier's half join the pool
         if f"{k}/sample" not in finished:
             rows = self._sample_rows(self.sides["verifier"], k, "game", scores_from=self.verifier)
-            write_round(rf.pool, k, rows)
+            rf.publish(write_round(rf.pool, k, rows))
             rf.mark(f"{k}/sample")
         # 4. measure on held-out test problems
         row = self._evaluate(k, vstats, pstats)
@@ -334,7 +383,7 @@ class Orchestrator:
         rounds = [r for r in self.rf.read_metrics() if r["kind"] == "round"]
         summary = {"stop_reason": reason, "rounds": len(rounds), "last_round": k,
                    "final": {key: rounds[-1].get(key) for key in ROUND_KEYS} if rounds else {}}
-        write_atomic(self.rf.summary_path, json.dumps(summary, indent=2))
+        self.rf.write_text("summary.json", json.dumps(summary, indent=2))
         console.print(f"[bold]game over:[/] {reason}")
         return summary
 
@@ -358,6 +407,22 @@ def stop_reason(game: GameConfig, ppo_max_steps: int, row: dict, k: int) -> str 
     return None
 
 
-def default_run_dir(cfg: PvgConfig) -> Path:
+def default_run_dir(cfg: PvgConfig) -> str | Path:
+    if storage.is_uri(cfg.run.out_dir):
+        return storage.join(cfg.run.out_dir, cfg.run.name)
     return Path(cfg.run.out_dir) / cfg.run.name
+
+
+def _remote_config(uri: str) -> PvgConfig:
+    """A URI run's own config.yaml, read before anything is staged (the lock is not taken yet)."""
+    text = storage.read_text(storage.join(uri, "config.yaml"))
+    if text is None:
+        raise PvgError(f"{uri} is not a pvg run folder (no config.yaml); start a run with `pvg train CONFIG`")
+    with tempfile.TemporaryDirectory(prefix="pvg-config-") as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(text)
+        try:
+            return load_config(path)
+        except PvgError as e:
+            raise type(e)(str(e).replace(str(path), storage.join(uri, "config.yaml"))) from None
 

@@ -13,7 +13,7 @@ and `pvg metrics` stay fast.
 from __future__ import annotations
 
 import io
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from pvg.runview import RunView
@@ -25,8 +25,10 @@ FORMATS = (".png", ".pdf", ".svg")
 def run_labels(views: Sequence[RunView]) -> list[str]:
     """Legend labels: the folder name, or parent/name where two runs share a name (runs-a/tiny, runs-b/tiny)."""
     names = [v.path.name for v in views]
-    labels = [n if names.count(n) == 1 else f"{v.path.parent.name}/{n}" for n, v in zip(names, views)]
-    return [lab if labels.count(lab) == 1 else str(v.path) for lab, v in zip(labels, views)]
+    # the parent as named (a URI's, not its local mirror's)
+    labels = [n if names.count(n) == 1 else f"{PurePosixPath(v.location.rstrip('/')).parent.name}/{n}"
+              for n, v in zip(names, views)]
+    return [lab if labels.count(lab) == 1 else v.location for lab, v in zip(labels, views)]
 
 
 def _series(view: RunView, key: str) -> tuple[list[int], list[float]]:

@@ -285,7 +285,7 @@ def build_report(view: RunView, examples: int = 3, dpi: int = 100) -> str:
 <body>
 <header><h1>pvg report: {_e(view.name)}</h1>
 <p class="status">{_e(view.status.text)}</p>
-<p class="note">{_e(view.path.resolve())} · generated {_e(generated)}</p></header>
+<p class="note">{_e(view.location if "://" in view.location else view.path.resolve())} · generated {_e(generated)}</p></header>
 <section id="config"><h2>Config</h2>
 <details><summary>resolved config.yaml ({len(view.config_text.splitlines())} lines)</summary>
 <pre>{_e(view.config_text)}</pre></details></section>

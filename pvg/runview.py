@@ -4,7 +4,8 @@ The game writes its folder for resuming, not for reading: the round rows live in
 where the run stands lives in `state.json`, why it stopped lives in `summary.json`, and a live run
 is told apart from a killed one only by its `.lock`. This module puts those together once, so the
 three commands agree on what a run's rounds are and where it stands. It never writes, so it is
-safe to point at a run that is training right now.
+safe to point at a run that is training right now. A URI run folder is read through a local mirror
+(`pvg.runfolder.open_folder`); `location` is what the user named.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 import yaml
 
 from pvg.errors import PvgError
-from pvg.runfolder import RunFolder, _alive
+from pvg.runfolder import _alive, heartbeat_age, open_folder
+from pvg.storage import is_uri
 
 RUN_FOLDER_LAYOUT = "config.yaml, state.json, metrics.jsonl, pool/, checkpoints/ (what `pvg train` writes)"
 
@@ -54,9 +56,11 @@ class RunView:
     ppo: list[dict]  # kind="ppo" rows, one per PPO update, including a live phase's
     summary: dict | None
     warmstart: dict | None
+    location: str = ""  # the run folder as named: a path, or the URI that `path` mirrors
     status: Status = field(init=False)
 
     def __post_init__(self) -> None:
+        self.location = self.location or str(self.path)
         self.status = _status(self)
 
     @property
@@ -78,12 +82,12 @@ class RunView:
 
     def require_rounds(self, what: str) -> None:
         if not self.rounds:
-            raise PvgError(f"{self.path} has no finished round yet ({self.status.text}); {what} needs at least "
+            raise PvgError(f"{self.location} has no finished round yet ({self.status.text}); {what} needs at least "
                            "one round's eval; try again later, or `pvg metrics` to follow the run")
 
     def to_json(self) -> dict:
         """What `pvg metrics --json` prints: strict JSON (NaN, e.g. an AUROC with one class, becomes null)."""
-        return _no_nan({"run_dir": str(self.path), "name": self.name, "status": self.status.to_json(),
+        return _no_nan({"run_dir": self.location, "name": self.name, "status": self.status.to_json(),
                         "stop_reason": self.stop_reason, "rounds": self.rounds, "warmstart": self.warmstart})
 
 
@@ -133,20 +137,22 @@ def cell(row: dict, key: str) -> str:
     return fmt(v)
 
 
-def load_run(path: Path) -> RunView:
-    """Read a run folder; a PvgError says what is wrong with a folder that is not one."""
-    path = Path(path)
-    if not path.exists():
-        raise PvgError(f"run folder {path} does not exist; a run folder holds {RUN_FOLDER_LAYOUT}")
-    if not path.is_dir():
-        raise PvgError(f"{path} is a file, not a run folder; a run folder holds {RUN_FOLDER_LAYOUT}")
-    rf = RunFolder(path)
+def load_run(run_dir: str | Path) -> RunView:
+    """Read a run folder (a path or a URI); a PvgError says what is wrong with a folder that is not one."""
+    if isinstance(run_dir, Path) or not is_uri(run_dir):
+        path = Path(run_dir)
+        if not path.exists():
+            raise PvgError(f"run folder {path} does not exist; a run folder holds {RUN_FOLDER_LAYOUT}")
+        if not path.is_dir():
+            raise PvgError(f"{path} is a file, not a run folder; a run folder holds {RUN_FOLDER_LAYOUT}")
+    rf = open_folder(run_dir)
+    path, location = rf.path, rf.location
     missing = [p.name for p in (rf.config_path, rf.state_path) if not p.is_file()]
     # A run still in its warm start has config.yaml and a lock but no state.json yet: that is a run.
     if missing == ["state.json"] and _lock_owner(path)[0] == "live":
         missing = []
     if missing:
-        raise PvgError(f"{path} is not a pvg run folder: no {' or '.join(missing)}; a run folder holds "
+        raise PvgError(f"{location} is not a pvg run folder: no {' or '.join(missing)}; a run folder holds "
                        f"{RUN_FOLDER_LAYOUT}")
     config_text = _read_text(rf.config_path)
     try:
@@ -170,7 +176,7 @@ def load_run(path: Path) -> RunView:
     ws_path = path / "warmstart.json"
     warmstart = _read_json(ws_path) if ws_path.is_file() else None
     return RunView(path=path, config=config, config_text=config_text, finished=finished, rounds=rounds, ppo=ppo,
-                   summary=summary, warmstart=warmstart)
+                   summary=summary, warmstart=warmstart, location=location)
 
 
 def _read_text(p: Path) -> str:
@@ -187,7 +193,7 @@ def _read_json(p: Path):
         raise PvgError(f"{p} is not valid JSON ({e.msg} at line {e.lineno}); was it edited by hand?") from None
 
 
-def _lock_owner(path: Path) -> tuple[str, str]:
+def _lock_owner(path: Path, stale_s: float = 300.0) -> tuple[str, str]:
     """("live", who) when a process holds the run's lock, ("stale", "") for a dead one's, ("none", "")."""
     lock = path / ".lock"
     if not lock.is_file():
@@ -198,7 +204,11 @@ def _lock_owner(path: Path) -> tuple[str, str]:
         return "live", "unknown process"  # being written right now
     pid, host = owner.get("pid"), owner.get("host")
     if host != socket.gethostname():
-        return "live", f"pid {pid} on {host}"  # we cannot look into another machine; trust the lock
+        age = heartbeat_age(owner)  # a URI run's lock says when its holder was last alive
+        if age is not None and age > stale_s:
+            return "stale", ""
+        # without a heartbeat we cannot look into another machine; trust the lock
+        return "live", f"pid {pid} on {host}" + (f", alive {age:.0f}s ago" if age is not None else "")
     return ("live", f"pid {pid}") if isinstance(pid, int) and _alive(pid) else ("stale", "")
 
 
@@ -227,14 +237,14 @@ def _status(view: RunView) -> Status:
         if steps:
             step = max(steps)
             where += f" (PPO step {step} of {view.cfg('ppo.max_steps', '?')})"
-    owner, who = _lock_owner(view.path)
+    owner, who = _lock_owner(view.path, view.cfg("run.lock_stale_s", 300.0))
     if owner == "live":
         return Status("running", f"running: {where}; {who}", k, phase, step)
     if not view.finished:
         return Status("starting", f"not started: no phase finished and no live process; {where} comes first", k,
                       phase, step)
     return Status("stopped", f"stopped (no live process, no summary.json): at {where}; continue it with "
-                  f"`pvg train --resume {view.path}`", k, phase, step)
+                  f"`pvg train --resume {view.location}`", k, phase, step)
 
 
 def _no_nan(x):

@@ -479,7 +479,9 @@ def export_kit(run_dir: Path, output: Path, per_round: int = 10, seconds: int = 
     kit = make_kit({k: run.pool(k) for k in chosen}, per_round, seconds, seed, run_name=run.path.name)
     page = build_form(kit)
     write_atomic(Path(output), page)
-    return Exported(kit, Path(output), write_key(run.path, kit), len(page.encode()))
+    key = write_key(run.path, kit)
+    run.folder.publish(key)  # a URI run folder keeps the key too, for human-import on any machine
+    return Exported(kit, Path(output), key, len(page.encode()))
 
 
 # ----------------------------------------------------------------------------------------- answers

@@ -4,7 +4,8 @@ Results live in `RUN_DIR/eval/<name>.json` with the parameters they were compute
 fingerprint of the run (its finished phases and its config). A second call with the same
 parameters on an unchanged run returns the stored result instead of recomputing it; a run that
 played another round, or other parameters, computes afresh. Files are written whole, then
-renamed, like every file of a run folder.
+renamed, like every file of a run folder; in a URI run folder (read through a local mirror) they
+are uploaded back to it, so `pvg report` anywhere shows them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ class EvalRun:
     info: RunInfo
 
     @classmethod
-    def open(cls, path: Path) -> "EvalRun":
-        return cls(open_run(Path(path)))
+    def open(cls, run_dir: str | Path) -> "EvalRun":
+        return cls(open_run(run_dir))
 
     @property
     def path(self) -> Path:
@@ -42,7 +43,11 @@ class EvalRun:
 
     @property
     def folder(self) -> RunFolder:
-        return RunFolder(self.path)
+        return self.info.folder or RunFolder(self.path)
+
+    @property
+    def location(self) -> str:
+        return self.info.location
 
     def rounds(self, needs: tuple[str, ...] = ("prover", "verifier"), what: str = "this evaluation") -> list[int]:
         """Rounds whose listed checkpoints all exist and whose eval finished; an error that says what to
@@ -50,16 +55,16 @@ class EvalRun:
         have = set.intersection(*(set(rounds_with(self.info, which)) for which in needs))
         rounds = sorted(k for k in have if f"{k}/eval" in self.info.finished)
         if not rounds:
-            raise PvgError(f"{self.path} has no finished round yet, and {what} needs a round's "
+            raise PvgError(f"{self.location} has no finished round yet, and {what} needs a round's "
                            f"{' and '.join(needs)} checkpoint{'s' * (len(needs) > 1)}; play one with "
-                           f"`pvg train` (or `pvg train --resume {self.path}`)")
+                           f"`pvg train` (or `pvg train --resume {self.location}`)")
         return rounds
 
     def prover(self, k: int):
-        return load_checkpoint(self.folder.ckpt(k, "prover"), "prover")
+        return load_checkpoint(self.info.checkpoint(k, "prover"), "prover")
 
     def verifier(self, k: int):
-        return load_checkpoint(self.folder.ckpt(k, "verifier"), "verifier")
+        return load_checkpoint(self.info.checkpoint(k, "verifier"), "verifier")
 
     def problems(self, side: str) -> list:
         """The run's problems of one side (prover, verifier, test), rebuilt from its config and seed."""
@@ -109,6 +114,14 @@ def result_path(run: EvalRun, name: str) -> Path:
     return run.path / EVAL_DIR / f"{name}.json"
 
 
+def shown(run: EvalRun, path: Path) -> str:
+    """A file of the run as the user would find it: under the URI for a mirrored run folder."""
+    folder = run.folder
+    if folder.mirror:
+        return folder.mirror.url(Path(path).absolute().relative_to(folder.mirror.root).as_posix())
+    return str(path)
+
+
 def cached(run: EvalRun, name: str, params: dict) -> dict | None:
     """The stored result of `name`, if it was computed with `params` on the run as it is now."""
     path = result_path(run, name)
@@ -133,7 +146,9 @@ def save(run: EvalRun, name: str, params: dict, result: dict, figure_png: bytes 
         tmp.write_bytes(figure_png)
         tmp.replace(out / f"{name}.png")
         stored["figure"] = f"{name}.png"
+        run.folder.publish(out / f"{name}.png")
     write_atomic(out / f"{name}.json", json.dumps(stored, indent=2, allow_nan=False))
+    run.folder.publish(out / f"{name}.json")  # the figure first: a result names its figure
     return stored
 
 
