@@ -20,6 +20,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,38 +29,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pvg.config import load_config  # noqa: E402
-from pvg.models import load_verifier, quiet_libraries  # noqa: E402
-from pvg.roles import verifier_text  # noqa: E402
+from pvg.config import TinyModelConfig, load_config  # noqa: E402
+from pvg.models import build_tiny_causal_lm, load_verifier, quiet_libraries  # noqa: E402
 from pvg.synth import FLAW_KINDS, generate  # noqa: E402
 from pvg.tokenizer import load_tokenizer  # noqa: E402
-from pvg.warmstart import run_warmstart  # noqa: E402
-
-
-def token_labels(tok, problems, max_length: int) -> list[tuple[list[int], list[int]]]:
-    """(input_ids, labels): -100 on the question, 1 before the first departing character, 0 from it on."""
-    out = []
-    for p in problems:
-        ref = verifier_text(p.question, p.compact_reference)
-        for text in [ref, *(verifier_text(p.question, f.compact) for f in p.flawed)]:
-            cut = next((i for i, (a, b) in enumerate(zip(text, ref)) if a != b), None)
-            if cut is None and len(text) != len(ref):
-                cut = min(len(text), len(ref))
-            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length)
-            start = len(p.question)
-            out.append((enc["input_ids"], [-100 if end <= start else int(cut is None or end <= cut)
-                                           for _, end in enc["offset_mapping"]]))
-    return out
-
-
-def forward(model, tok, batch):
-    n = max(len(ids) for ids, _ in batch)
-    ids = torch.tensor([x + [tok.pad_token_id] * (n - len(x)) for x, _ in batch])
-    labels = torch.tensor([y + [-100] * (n - len(y)) for _, y in batch], dtype=torch.float)
-    lengths = torch.tensor([len(x) for x, _ in batch])
-    attention = (torch.arange(n)[None, :] < lengths[:, None]).long()
-    logits = model.score(model.model(input_ids=ids, attention_mask=attention).last_hidden_state).squeeze(-1)
-    return logits, labels, lengths - 1
+from pvg.verifier_train import token_logits  # noqa: E402
+from pvg.warmstart import flaw_token_labels, run_warmstart  # noqa: E402
 
 
 @torch.no_grad()
@@ -67,7 +42,7 @@ def evaluate(model, tok, data) -> dict:
     model.eval()
     first_bad, final = [], []
     for i in range(0, len(data), 128):
-        logits, labels, last = forward(model, tok, data[i : i + 128])
+        logits, labels, last = token_logits(model, data[i : i + 128], tok.pad_token_id)
         for j in range(len(logits)):
             bad = (labels[j] == 0).nonzero()
             if len(bad):
@@ -77,6 +52,15 @@ def evaluate(model, tok, data) -> dict:
     return {"first_bad_flagged": sum(first_bad) / len(first_bad), "final_token_acc": sum(final) / len(final)}
 
 
+def fresh_base(tok, shape: str) -> Path:
+    """A randomly initialized causal LM of the given shape, saved where load_verifier can read it."""
+    h, layers, heads, inter = (int(x) for x in shape.split(","))
+    path = Path(tempfile.mkdtemp(prefix="pvg-learnability-"))
+    build_tiny_causal_lm(tok, TinyModelConfig(hidden_size=h, num_layers=layers, num_heads=heads,
+                                              intermediate_size=inter), seed=0).save_pretrained(path)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="a run folder (its config and warm start give the verifier)")
@@ -84,6 +68,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--problems", type=int, default=4000)
     ap.add_argument("--kinds", default=",".join(FLAW_KINDS))
+    ap.add_argument("--tiny", help="HIDDEN,LAYERS,HEADS,INTERMEDIATE: a freshly initialized verifier of that shape "
+                    "instead of the warm start's base LM (does depth or width make a kind learnable?)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "flaw_learnability.jsonl")
     args = ap.parse_args()
 
@@ -96,21 +82,22 @@ def main() -> None:
     for kind in args.kinds.split(","):
         problems = generate(args.problems + 500, seed=12345, min_steps=d.min_steps, max_steps=d.max_steps,
                             flaws_per_problem=1, flaw_kinds=(kind,))
-        train = token_labels(tok, problems[: args.problems], cfg.verifier.max_length)
-        held_out = token_labels(tok, problems[args.problems :], cfg.verifier.max_length)
+        train = flaw_token_labels(tok, problems[: args.problems], cfg.verifier.max_length)
+        held_out = flaw_token_labels(tok, problems[args.problems :], cfg.verifier.max_length)
         torch.manual_seed(0)
-        model = load_verifier(ws.verifier_base, tok.pad_token_id)
+        model = load_verifier(fresh_base(tok, args.tiny) if args.tiny else ws.verifier_base, tok.pad_token_id)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
         rng = random.Random(0)
         t0 = time.time()
         for _ in range(args.steps):
-            logits, labels, _ = forward(model, tok, rng.sample(train, 64))
+            logits, labels, _ = token_logits(model, rng.sample(train, 64), tok.pad_token_id)
             m = labels >= 0
             loss = F.binary_cross_entropy_with_logits(logits[m], labels[m])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         result = {"run": str(args.run), "kind": kind, "steps": args.steps, "lr": args.lr,
+                  "base": args.tiny or "warm start",
                   "train_s": round(time.time() - t0, 1), **evaluate(model, tok, held_out)}
         print(json.dumps(result), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)

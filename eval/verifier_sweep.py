@@ -38,8 +38,8 @@ from pvg.roles import verifier_text  # noqa: E402
 from pvg.sft import Example, encode, train_lm  # noqa: E402
 from pvg.solution_check import error_kind  # noqa: E402
 from pvg.tokenizer import load_tokenizer  # noqa: E402
-from pvg.verifier_train import Pair, score_texts, train_verifier  # noqa: E402
-from pvg.warmstart import run_warmstart  # noqa: E402
+from pvg.verifier_train import Pair, score_texts, train_verifier, train_verifier_tokens  # noqa: E402
+from pvg.warmstart import flaw_token_labels, run_warmstart  # noqa: E402
 
 
 def round_id(s: str) -> int:
@@ -67,56 +67,6 @@ def build_base(cfg, tok, kind: str, steps: int, tiny, work: Path, seed: int) -> 
           f"{time.time()-t0:.0f}s", flush=True)
     base.save_pretrained(path)
     return path
-
-
-def dense_examples(tok, problems, max_length: int):
-    """(input_ids, labels) with label -100 on the question, 1 before the flaw, 0 from its first token."""
-    out = []
-    for p in problems:
-        ref = verifier_text(p.question, p.compact_reference)
-        for text in [ref, *(verifier_text(p.question, f.compact) for f in p.flawed)]:
-            cut = next((i for i, (a, b) in enumerate(zip(text, ref)) if a != b), None)
-            if cut is None and len(text) != len(ref):
-                cut = min(len(text), len(ref))
-            enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length)
-            start = len(p.question)
-            labels = [-100 if e <= start else (0 if cut is not None and e > cut else 1) for _, e in enc["offset_mapping"]]
-            out.append((enc["input_ids"], labels))
-    return out
-
-
-def dense_pretrain(model, tok, problems, steps: int, vc, seed: int) -> None:
-    import random as _random
-
-    import torch.nn.functional as F
-
-    data = dense_examples(tok, problems, vc.max_length)
-    rng = _random.Random(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=vc.lr * 3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 30) * max(0.05, 1 - s / steps))
-    model.train()
-    accs = []
-    for step in range(steps):
-        batch = rng.sample(data, 64)
-        n = max(len(ids) for ids, _ in batch)
-        ids = torch.tensor([x + [tok.pad_token_id] * (n - len(x)) for x, _ in batch])
-        lab = torch.tensor([y + [-100] * (n - len(y)) for _, y in batch], dtype=torch.float)
-        att = (torch.arange(n)[None, :] < torch.tensor([len(x) for x, _ in batch])[:, None]).long()
-        h = model.model(input_ids=ids, attention_mask=att).last_hidden_state
-        logits = model.score(h).squeeze(-1)
-        m = lab >= 0
-        loss = F.binary_cross_entropy_with_logits(logits[m], lab[m])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        last = att.sum(1) - 1
-        final = logits[torch.arange(len(batch)), last] > 0
-        accs.append((final == (lab[torch.arange(len(batch)), last] > 0.5)).float().mean().item())
-        if (step + 1) % max(1, steps // 5) == 0:
-            print(f"dense {step + 1}/{steps}: loss {loss.item():.3f}, final-token acc {sum(accs[-50:]) / len(accs[-50:]):.2f}",
-                  flush=True)
 
 
 def main() -> None:
@@ -173,7 +123,11 @@ def main() -> None:
     model = load_verifier(base, tok.pad_token_id, seed=args.seed)
     t0 = time.time()
     if args.dense:
-        dense_pretrain(model, tok, load_split(cfg.data, cfg.run.seed)["prover"], args.dense, vc, args.seed + 11)
+        labelled = flaw_token_labels(tok, load_split(cfg.data, cfg.run.seed)["prover"], vc.max_length)
+        pre = train_verifier_tokens(model, labelled, pad_id=tok.pad_token_id, steps=args.dense, batch_size=64,
+                                    lr=vc.lr, seed=args.seed + 11)
+        print(f"token-label pretraining on {len(labelled)} generator solutions: final-token acc "
+              f"{pre['verifier_final_acc']:.2f}", flush=True)
     if args.pretrain:
         synthetic = [Pair(verifier_text(p.question, p.compact_reference), verifier_text(p.question, f.compact))
                      for p in load_split(cfg.data, cfg.run.seed)["prover"] for f in p.flawed]

@@ -133,8 +133,11 @@ class WarmstartConfig(_Strict):
     prover_steps: int = Field(800, ge=1)
     verifier_steps: int = Field(300, ge=1)
     verifier_pretrain_steps: int = Field(
-        0, ge=0, description="then train the verifier base to judge: Bradley-Terry on (reference, planted flaw) "
-                             "pairs of the prover's half; 0 = off (the base is a language model only)")
+        0, ge=0, description="then train the verifier base to judge the prover's half's reference and planted-flaw "
+                             "solutions; 0 = off (the base is a language model only)")
+    verifier_pretrain_labels: Literal["tokens", "pairs"] = Field(
+        "pairs", description="tokens: a label on every solution token (right until the first departure from the "
+                             "reference); pairs: Bradley-Terry on (reference, planted flaw) pairs, outcome only")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
     warmup_steps: int = Field(30, ge=0)

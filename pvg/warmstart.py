@@ -32,7 +32,7 @@ from pvg.progress import console, progress_bar
 from pvg.roles import ROLES, prover_prompt, verifier_text
 from pvg.sft import Example, encode, train_lm
 from pvg.tokenizer import train_tokenizer
-from pvg.verifier_train import Pair, score_texts, train_verifier
+from pvg.verifier_train import Pair, TokenLabels, departure_labels, score_texts, train_verifier, train_verifier_tokens
 
 WARMSTART_FORMAT = 2  # bump when the warm-start recipe changes, so old caches are not reused
 
@@ -107,31 +107,49 @@ def flaw_pairs(problems: list[Problem]) -> list[Pair]:
             for p in problems if p.compact_reference for f in p.flawed]
 
 
+def flaw_token_labels(tok, problems: list[Problem], max_length: int) -> list[TokenLabels]:
+    """Every reference and planted-flaw solution, each token labelled by whether the flaw has begun."""
+    out = []
+    for p in problems:
+        if not p.compact_reference:
+            continue
+        question, reference = verifier_text(p.question, ""), verifier_text(p.question, p.compact_reference)
+        for solution in [p.compact_reference, *(f.compact for f in p.flawed)]:
+            out.append(departure_labels(tok, question, verifier_text(p.question, solution), reference, max_length))
+    return out
+
+
 def pretrain_verifier(cfg: PvgConfig, tok, base_dir: Path, train: list[Problem], test: list[Problem],
                       progress: bool) -> dict:
     """Teach the verifier base what a wrong step looks like before the game, as a math-tuned model knows.
 
     The paper's verifiers start from models pretrained and lightly tuned on math; a tiny model from
     scratch knows nothing of the kind, and the few thousand pool pairs of a round are not enough to
-    learn to compare a solution's numbers with the question's. Measured (eval/verifier_sweep.py):
-    AUROC on held-out pool solutions 0.71 without this step, 0.81 after 1500 steps. Only the
-    prover's half is used (the verifier's half stays the pool's; the test set stays unseen), and
-    every round still starts again from these weights.
+    learn to compare a solution's numbers with the question's. Only the prover's half is used (the
+    verifier's half stays the pool's; the test set stays unseen), and every round still starts
+    again from these weights. `tokens` labels (process supervision) are what make the comparison
+    learnable at this size: see `train_verifier_tokens`.
     """
-    vc = cfg.verifier
+    vc, ws = cfg.verifier, cfg.warmstart
     model = load_verifier(base_dir, tok.pad_token_id, seed=cfg.run.seed + 2)
-    steps = cfg.warmstart.verifier_pretrain_steps
+    steps = ws.verifier_pretrain_steps
     with progress_bar("warm start: verifier judging", steps, progress) as advance:
-        stats = train_verifier(model, tok, flaw_pairs(train), steps=steps, batch_pairs=vc.batch_pairs, lr=vc.lr,
-                               center_coef=vc.center_coef, max_length=vc.max_length, seed=cfg.run.seed + 2,
-                               on_step=lambda s, loss, acc: advance(loss=loss, acc=acc))
+        if ws.verifier_pretrain_labels == "tokens":
+            stats = train_verifier_tokens(model, flaw_token_labels(tok, train, vc.max_length), pad_id=tok.pad_token_id,
+                                          steps=steps, batch_size=ws.batch_size, lr=vc.lr,
+                                          seed=cfg.run.seed + 2, on_step=lambda s, loss, acc: advance(loss=loss, acc=acc))
+            stats = {"verifier_pretrain_final_acc": stats["verifier_final_acc"]}
+        else:
+            stats = train_verifier(model, tok, flaw_pairs(train), steps=steps, batch_pairs=vc.batch_pairs, lr=vc.lr,
+                                   center_coef=vc.center_coef, max_length=vc.max_length, seed=cfg.run.seed + 2,
+                                   on_step=lambda s, loss, acc: advance(loss=loss, acc=acc))
+            stats = {"verifier_pretrain_pair_acc": stats["verifier_pair_acc"]}
     held = flaw_pairs(test[: cfg.warmstart.eval_problems])
     chosen = score_texts(model, tok, [p.chosen for p in held], vc.max_length)
     rejected = score_texts(model, tok, [p.rejected for p in held], vc.max_length)
     shutil.rmtree(base_dir)
     model.save_pretrained(base_dir)
-    return {"verifier_pretrain_pair_acc": stats["verifier_pair_acc"],
-            "verifier_pretrain_heldout_pair_acc": sum(c > r for c, r in zip(chosen, rejected)) / len(held)}
+    return stats | {"verifier_pretrain_heldout_pair_acc": sum(c > r for c, r in zip(chosen, rejected)) / len(held)}
 
 
 def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True) -> WarmStart:

@@ -69,11 +69,13 @@ def test_warmstart_cli_prints_metrics(cfg, tmp_path):
     assert "helpful_pass_rate" in out and out["prover"].endswith("prover")
 
 
-def test_verifier_pretraining_teaches_the_base_to_judge(tmp_path):
+@pytest.mark.parametrize("labels", ["pairs", "tokens"])
+def test_verifier_pretraining_teaches_the_base_to_judge(tmp_path, labels):
     """With `verifier_pretrain_steps`, the verifier base is a judging sequence classifier, not a bare LM.
 
     Easy flaw kinds (a wrong operation, a dropped step) so that a few dozen steps of a micro model are
-    enough: the point is that the step runs on real pairs and what it learns is what the game starts from.
+    enough: the point is that the step runs on real pairs (or token labels) and what it learns is what
+    the game starts from.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -82,8 +84,13 @@ def test_verifier_pretraining_teaches_the_base_to_judge(tmp_path):
     from pvg.tokenizer import load_tokenizer
     from pvg.verifier_train import score_texts
 
-    cfg = load_config(None, MICRO + [f"run.cache_dir={tmp_path}", "data.flaw_kinds=[wrong_operation,dropped_step]",
-                                     "warmstart.verifier_pretrain_steps=120", "verifier.batch_pairs=16"])
+    # Token labels teach position first ("later tokens are more often past a flaw"), which ranks a
+    # short dropped-step solution above its reference in a micro model; one flaw kind that keeps the
+    # length shows what they teach in a few dozen steps.
+    kinds = "[wrong_operation,dropped_step]" if labels == "pairs" else "[wrong_operation]"
+    cfg = load_config(None, MICRO + [f"run.cache_dir={tmp_path}", f"data.flaw_kinds={kinds}",
+                                     f"warmstart.verifier_pretrain_steps={120 if labels == 'pairs' else 800}", "verifier.batch_pairs=16",
+                                     f"warmstart.verifier_pretrain_labels={labels}", "verifier.lr=3e-3"])
     ws = run_warmstart(cfg)
     assert ws.metrics["verifier_pretrain_heldout_pair_acc"] >= 0.7, ws.metrics  # chance is 0.5
     clf = AutoModelForSequenceClassification.from_pretrained(ws.verifier_base)
