@@ -82,14 +82,7 @@ def open_run(run_dir: str | Path) -> RunInfo:
     when it is not one."""
     from pvg.config import load_config
     from pvg.runfolder import open_folder
-    from pvg.storage import is_uri
 
-    if isinstance(run_dir, Path) or not is_uri(run_dir):
-        path = Path(run_dir)
-        if not path.exists():
-            raise PvgError(f"run folder {path} does not exist")
-        if not path.is_dir():
-            raise PvgError(f"{path} is a file, not a run folder")
     rf = open_folder(run_dir)
     path = rf.path
     missing = [p.name for p in (rf.config_path, rf.state_path) if not p.is_file()]

@@ -280,12 +280,18 @@ class RunFolder:
         self.publish(self.metrics_path)
 
 
-def open_folder(run_dir: str | Path) -> RunFolder:
+def open_folder(run_dir: str | Path, hint: str = "") -> RunFolder:
     """A run folder to read: a local path as it is; a URI through a local mirror brought up to date
-    first (checkpoints are fetched only when a command loads one: `RunFolder.fetch_ckpt`)."""
+    first (checkpoints are fetched only when a command loads one: `RunFolder.fetch_ckpt`). `hint`
+    ends the message when a local path is missing or is a file."""
     location = str(run_dir)
-    if not storage.is_uri(location):
-        return RunFolder(Path(run_dir))
+    if isinstance(run_dir, Path) or not storage.is_uri(location):
+        path = Path(run_dir)
+        if not path.exists():
+            raise PvgError(f"run folder {path} does not exist{hint}")
+        if not path.is_dir():
+            raise PvgError(f"{path} is a file, not a run folder{hint}")
+        return RunFolder(path)
     mirror = storage.Mirror(location, "read")
     if not mirror.pull(exclude=("checkpoints/", "tb/")):
         raise PvgError(f"run folder {location} does not exist (nothing is stored under it)")

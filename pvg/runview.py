@@ -20,7 +20,6 @@ import yaml
 
 from pvg.errors import PvgError
 from pvg.runfolder import _alive, heartbeat_age, open_folder
-from pvg.storage import is_uri
 
 RUN_FOLDER_LAYOUT = "config.yaml, state.json, metrics.jsonl, pool/, checkpoints/ (what `pvg train` writes)"
 
@@ -139,13 +138,7 @@ def cell(row: dict, key: str) -> str:
 
 def load_run(run_dir: str | Path) -> RunView:
     """Read a run folder (a path or a URI); a PvgError says what is wrong with a folder that is not one."""
-    if isinstance(run_dir, Path) or not is_uri(run_dir):
-        path = Path(run_dir)
-        if not path.exists():
-            raise PvgError(f"run folder {path} does not exist; a run folder holds {RUN_FOLDER_LAYOUT}")
-        if not path.is_dir():
-            raise PvgError(f"{path} is a file, not a run folder; a run folder holds {RUN_FOLDER_LAYOUT}")
-    rf = open_folder(run_dir)
+    rf = open_folder(run_dir, f"; a run folder holds {RUN_FOLDER_LAYOUT}")
     path, location = rf.path, rf.location
     missing = [p.name for p in (rf.config_path, rf.state_path) if not p.is_file()]
     # A run still in its warm start has config.yaml and a lock but no state.json yet: that is a run.
