@@ -62,7 +62,7 @@ def build_base(cfg, tok, kind: str, steps: int, tiny, work: Path, seed: int) -> 
     encoded = encode(tok, [Example("", t) for t in texts], cfg.verifier.max_length)
     t0 = time.time()
     losses = train_lm(base, encoded, steps=steps, batch_size=cfg.warmstart.batch_size, lr=cfg.warmstart.lr,
-                      warmup=cfg.warmstart.warmup_steps, pad_id=tok.pad_token_id, seed=seed, mask_prompt=False)
+                      warmup=cfg.warmstart.verifier_warmup_steps, pad_id=tok.pad_token_id, seed=seed, mask_prompt=False)
     print(f"base LM ({kind}, {steps} steps, {num_params(base)/1e6:.2f}M params): loss {sum(losses[-20:])/20:.3f}, "
           f"{time.time()-t0:.0f}s", flush=True)
     base.save_pretrained(path)

@@ -26,8 +26,7 @@ def _device(gpus: float) -> torch.device:
     return torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
 
 
-def _setup_torch(cpus: float) -> None:
-    threads = max(1, int(cpus))
+def _setup_torch(threads: int) -> None:
     torch.set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -45,8 +44,8 @@ class ProverActor:
     """
 
     def __init__(self, init_path: str, tokenizer_path: str, cfg: ProverConfig, ppo: PPOConfig, ds: DeepSpeedConfig,
-                 tiny: bool, rank: int, world_size: int, cpus: float, gpus: float):
-        _setup_torch(cpus)
+                 tiny: bool, rank: int, world_size: int, threads: int, gpus: float):
+        _setup_torch(threads)
         from pvg.models import load_causal_lm
         from pvg.tokenizer import load_tokenizer
 
@@ -195,8 +194,8 @@ class VerifierActor:
     """
 
     def __init__(self, base_path: str, tokenizer_path: str, cfg: VerifierConfig, rank: int, world_size: int,
-                 cpus: float, gpus: float):
-        _setup_torch(cpus)
+                 threads: int, gpus: float):
+        _setup_torch(threads)
         from pvg.tokenizer import load_tokenizer
 
         self.base_path, self.cfg, self.rank = base_path, cfg, rank
@@ -396,7 +395,7 @@ def place_groups(res: ResourcesConfig, prover_args: tuple, verifier_args: tuple)
     def spawn(cls, slots, args):
         remote = ray.remote(cls)
         return [remote.options(num_cpus=s.cpus, num_gpus=s.gpus, scheduling_strategy=PlacementGroupSchedulingStrategy(
-            pgs[s.group], placement_group_bundle_index=s.bundle)).remote(*args, rank, len(slots), s.cpus, s.gpus)
+            pgs[s.group], placement_group_bundle_index=s.bundle)).remote(*args, rank, len(slots), s.threads, s.gpus)
             for rank, s in enumerate(slots)]
 
     prover = ProverGroup(spawn(ProverActor, pl.slots["prover"], prover_args))

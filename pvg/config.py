@@ -130,8 +130,10 @@ class VerifierConfig(ModelConfig):
 
 
 class WarmstartConfig(_Strict):
-    prover_steps: int = Field(800, ge=1)
-    verifier_steps: int = Field(300, ge=1)
+    prover_steps: int = Field(800, ge=1, description="supervised steps of the tiny prover on both roles' solutions")
+    prover_warmup_steps: int = Field(30, ge=0, description="the prover's linear learning-rate warm-up")
+    verifier_steps: int = Field(300, ge=1, description="language-model steps of the tiny verifier's base")
+    verifier_warmup_steps: int = Field(30, ge=0, description="the verifier base's linear learning-rate warm-up")
     verifier_pretrain_steps: int = Field(
         0, ge=0, description="then train the verifier base to judge the prover's half's reference and planted-flaw "
                              "solutions; 0 = off (the base is a language model only)")
@@ -140,9 +142,20 @@ class WarmstartConfig(_Strict):
                              "reference); pairs: Bradley-Terry on (reference, planted flaw) pairs, outcome only")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
-    warmup_steps: int = Field(30, ge=0)
     eval_problems: int = Field(200, ge=1)
     sneaky_fraction: float = Field(0.5, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_warmup_for_both(cls, data: Any) -> Any:
+        """`warmup_steps` (one warm-up for both models, before the two keys) still reads: run folders
+        written then keep resuming and loading."""
+        if isinstance(data, dict) and "warmup_steps" in data:
+            data = dict(data)
+            both = data.pop("warmup_steps")
+            data.setdefault("prover_warmup_steps", both)
+            data.setdefault("verifier_warmup_steps", both)
+        return data
 
 
 class PPOConfig(_Strict):
@@ -182,6 +195,10 @@ class GroupResources(_Strict):
     actors: int = Field(1, ge=1)
     cpus_per_actor: float = Field(1, ge=0)
     gpus_per_actor: float = Field(0, ge=0)
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch's threads in each actor; default: cpus_per_actor. On one machine more can pay: "
+                                "the groups take turns (verifier phase, then prover phase), so each phase may use "
+                                "the cores Ray reserved for the other")
 
 
 class ResourcesConfig(_Strict):

@@ -28,6 +28,11 @@ class Slot:
     bundle: int
     cpus: float
     gpus: float
+    threads: int  # torch's intra-op threads in the actor
+
+
+def _threads(g) -> int:
+    return g.torch_threads or max(1, int(g.cpus_per_actor))
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ def plan(res: ResourcesConfig) -> Plan:
     if not res.colocate:
         bundles = {name: [{"CPU": float(g.cpus_per_actor), "GPU": float(g.gpus_per_actor)}] * g.actors
                    for name, g in (("prover", p), ("verifier", v))}
-        slots = {name: [Slot(name, i, g.cpus_per_actor, g.gpus_per_actor) for i in range(g.actors)]
+        slots = {name: [Slot(name, i, g.cpus_per_actor, g.gpus_per_actor, _threads(g)) for i in range(g.actors)]
                  for name, g in (("prover", p), ("verifier", v))}
         return Plan(bundles, slots, res.placement_strategy)
     merged = []
@@ -50,9 +55,9 @@ def plan(res: ResourcesConfig) -> Plan:
         shared = i < v.actors
         merged.append({"CPU": float(p.cpus_per_actor + (v.cpus_per_actor if shared else 0)),
                        "GPU": float(max(p.gpus_per_actor, v.gpus_per_actor if shared else 0))})
-    prover = [Slot("prover", i, p.cpus_per_actor, b["GPU"] / 2 if i < v.actors else b["GPU"])
+    prover = [Slot("prover", i, p.cpus_per_actor, b["GPU"] / 2 if i < v.actors else b["GPU"], _threads(p))
               for i, b in enumerate(merged)]
-    verifier = [Slot("prover", i, v.cpus_per_actor, merged[i]["GPU"] / 2) for i in range(v.actors)]
+    verifier = [Slot("prover", i, v.cpus_per_actor, merged[i]["GPU"] / 2, _threads(v)) for i in range(v.actors)]
     return Plan({"prover": merged}, {"prover": prover, "verifier": verifier}, res.placement_strategy)
 
 

@@ -85,10 +85,11 @@ def train_lm(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     losses = []
     stream = batches(encoded, batch_size, rng)
+    device = next(model.parameters()).device
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, warmup, lr)
-        batch = collate(next(stream), pad_id, mask_prompt)
+        batch = {k: v.to(device) for k, v in collate(next(stream), pad_id, mask_prompt).items()}
         loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -131,7 +131,7 @@ def pretrain_verifier(cfg: PvgConfig, tok, base_dir: Path, train: list[Problem],
     learnable at this size: see `train_verifier_tokens`.
     """
     vc, ws = cfg.verifier, cfg.warmstart
-    model = load_verifier(base_dir, tok.pad_token_id, seed=cfg.run.seed + 2)
+    model = load_verifier(base_dir, tok.pad_token_id, seed=cfg.run.seed + 2).to(_device())
     steps = ws.verifier_pretrain_steps
     with progress_bar("warm start: verifier judging", steps, progress) as advance:
         if ws.verifier_pretrain_labels == "tokens":
@@ -150,6 +150,12 @@ def pretrain_verifier(cfg: PvgConfig, tok, base_dir: Path, train: list[Problem],
     shutil.rmtree(base_dir)
     model.save_pretrained(base_dir)
     return stats | {"verifier_pretrain_heldout_pair_acc": sum(c > r for c, r in zip(chosen, rejected)) / len(held)}
+
+
+def _device() -> torch.device:
+    """The driver's GPU when it has one: a config-built prover of ~100M parameters (configs/gpu-100m.yaml)
+    would take hours on CPU. The tiny CPU default is unaffected."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True) -> WarmStart:
@@ -182,11 +188,11 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
     metrics: dict = {"version": __version__, "cache_key": cache_key(cfg), "train_problems": len(train)}
 
     if prover_tiny:
-        prover = build_tiny_causal_lm(tok, cfg.prover.tiny, cfg.run.seed)
+        prover = build_tiny_causal_lm(tok, cfg.prover.tiny, cfg.run.seed).to(_device())
         examples = encode(tok, sft_examples(train, cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
         with progress_bar("warm start: prover SFT", cfg.warmstart.prover_steps, progress) as advance:
             losses = train_lm(prover, examples, steps=cfg.warmstart.prover_steps, batch_size=cfg.warmstart.batch_size,
-                              lr=cfg.warmstart.lr, warmup=cfg.warmstart.warmup_steps, pad_id=tok.pad_token_id,
+                              lr=cfg.warmstart.lr, warmup=cfg.warmstart.prover_warmup_steps, pad_id=tok.pad_token_id,
                               seed=cfg.run.seed, on_step=lambda s, loss: advance(loss=loss))
         prover.save_pretrained(tmp / "prover")
         metrics |= {"prover_params": num_params(prover), "prover_final_loss": sum(losses[-20:]) / len(losses[-20:])}
@@ -197,12 +203,12 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
         metrics["eval_problems"] = len(test)
 
     if verifier_tiny:
-        base = build_tiny_causal_lm(tok, cfg.verifier.tiny, cfg.run.seed + 1)
+        base = build_tiny_causal_lm(tok, cfg.verifier.tiny, cfg.run.seed + 1).to(_device())
         texts = [verifier_text(p.question, s) for p in train for s in [p.compact_reference, *(f.compact for f in p.flawed)]]
         encoded = encode(tok, [Example("", t) for t in texts], cfg.verifier.max_length)
         with progress_bar("warm start: verifier base LM", cfg.warmstart.verifier_steps, progress) as advance:
             losses = train_lm(base, encoded, steps=cfg.warmstart.verifier_steps, batch_size=cfg.warmstart.batch_size,
-                              lr=cfg.warmstart.lr, warmup=cfg.warmstart.warmup_steps, pad_id=tok.pad_token_id,
+                              lr=cfg.warmstart.lr, warmup=cfg.warmstart.verifier_warmup_steps, pad_id=tok.pad_token_id,
                               seed=cfg.run.seed + 1, mask_prompt=False, on_step=lambda s, loss: advance(loss=loss))
         base.save_pretrained(tmp / "verifier_base")
         metrics |= {"verifier_params": num_params(base), "verifier_final_loss": sum(losses[-20:]) / len(losses[-20:])}

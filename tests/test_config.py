@@ -207,3 +207,13 @@ def test_shipped_configs_validate(path):
     cfg = load_config(path)
     assert isinstance(cfg, PvgConfig)
     assert load_config(path, ["run.seed=1"]).run.seed == 1
+
+
+def test_one_warmup_key_of_older_run_folders_still_loads(tmp_path):
+    """Run folders written before the prover and verifier got a warm-up each keep loading (and
+    resuming) with the meaning they had: one warm-up for both; a key given on its own wins."""
+    old = load_config(write(tmp_path, "warmstart:\n  warmup_steps: 7\n"))
+    assert (old.warmstart.prover_warmup_steps, old.warmstart.verifier_warmup_steps) == (7, 7)
+    mixed = load_config(write(tmp_path, "warmstart:\n  warmup_steps: 7\n  prover_warmup_steps: 100\n", "m.yaml"))
+    assert (mixed.warmstart.prover_warmup_steps, mixed.warmstart.verifier_warmup_steps) == (100, 7)
+    assert "warmup_steps" not in yaml.safe_load(old.to_yaml())["warmstart"]  # written back in today's keys

@@ -132,6 +132,11 @@ def test_placement_plans():
     assert co.bundles == {"prover": [{"CPU": 6, "GPU": 1}, {"CPU": 4, "GPU": 1}]}  # 2 GPUs, not 3
     assert [(s.group, s.bundle, s.gpus) for s in co.slots["prover"]] == [("prover", 0, 0.5), ("prover", 1, 1)]
     assert [(s.group, s.bundle, s.gpus) for s in co.slots["verifier"]] == [("prover", 0, 0.5)]
+    # torch threads follow cpus_per_actor unless resources.*.torch_threads says otherwise
+    assert [s.threads for s in pl.slots["prover"] + pl.slots["verifier"]] == [4, 4, 2]
+    turns = plan(ResourcesConfig.model_validate({"prover": {"cpus_per_actor": 1, "torch_threads": 2},
+                                                 "verifier": {"cpus_per_actor": 0.5}}))
+    assert [s.threads for s in turns.slots["prover"] + turns.slots["verifier"]] == [2, 1]
 
 
 def test_colocate_fits_where_separate_groups_do_not():
