@@ -50,9 +50,13 @@ def fmt(value, pattern: str) -> str:
         return str(value)
 
 
-def table(run: Path) -> str:
+def round_rows(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rounds = [r for r in rows if r["kind"] == "round"]
+    return [r for r in rows if r["kind"] == "round"]
+
+
+def table(run: Path) -> str:
+    rounds = round_rows(run)
     head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
     sep = "|" + "---|" * len(COLUMNS)
     body = ["| " + " | ".join(fmt(r.get(k), p) for k, _, p in COLUMNS) + " |" for r in rounds]
@@ -94,8 +98,7 @@ def across_seeds(runs: dict[int, tuple[Path, float]]) -> str:
             "helpful pass first → last | steps to exploit |")
     lines = [head, "|" + "---|" * 8]
     for seed, (run, wall) in runs.items():
-        rounds = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        rounds = [r for r in rounds if r["kind"] == "round"]
+        rounds = round_rows(run)
         first, last = rounds[0], rounds[-1]
         summary = json.loads((run / "summary.json").read_text())
         stop = "round limit" if summary["stop_reason"].startswith("reached") else "stop rule"
