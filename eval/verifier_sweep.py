@@ -7,6 +7,8 @@ each without replaying the game:
     python eval/verifier_sweep.py runs/tiny --train initial --eval 0
     python eval/verifier_sweep.py runs/tiny --train initial --eval 0 --base-lm correct:600
     python eval/verifier_sweep.py runs/tiny --train initial --eval 0 --tiny 64,4,4,128 --steps 600
+    python eval/verifier_sweep.py runs/tiny --train initial,0,1,2,3 --eval 4 --numbers whole \
+        --base-lm all:1000 --dense 5000 --seed 2      # a whole warm start of the verifier, then a round
 
 `--eval K` scores pool round K's solutions on problems the training pairs never saw. AUROC is
 reported overall and split by how the incorrect solutions are wrong (`pvg.solution_check`): an
@@ -37,9 +39,9 @@ from pvg.pool import INITIAL, mixture_pairs, read_rounds  # noqa: E402
 from pvg.roles import verifier_text  # noqa: E402
 from pvg.sft import Example, encode, train_lm  # noqa: E402
 from pvg.solution_check import error_kind  # noqa: E402
-from pvg.tokenizer import load_tokenizer  # noqa: E402
+from pvg.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
 from pvg.verifier_train import Pair, score_texts, train_verifier, train_verifier_tokens  # noqa: E402
-from pvg.warmstart import flaw_token_labels, run_warmstart  # noqa: E402
+from pvg.warmstart import corpus_texts, flaw_token_labels, run_warmstart  # noqa: E402
 
 
 def round_id(s: str) -> int:
@@ -49,7 +51,7 @@ def round_id(s: str) -> int:
 def build_base(cfg, tok, kind: str, steps: int, tiny, work: Path, seed: int) -> Path:
     """A verifier base LM trained on the synthetic corpus: `correct` (reference solutions only) or
     `all` (references and flawed ones, as the warm start does)."""
-    path = work / f"base-{kind}-{steps}-{tiny.hidden_size}x{tiny.num_layers}-{seed}"
+    path = work / f"base-{kind}-{steps}-{tiny.hidden_size}x{tiny.num_layers}-{tiny.numbers}-{seed}"
     if (path / "config.json").is_file():
         return path
     train = load_split(cfg.data, cfg.run.seed)["prover"]
@@ -87,6 +89,9 @@ def main() -> None:
     ap.add_argument("--dense", type=int, default=0,
                     help="first train this many steps with a per-token label on generator solutions "
                          "(1 until the first token that departs from the reference, 0 from there on)")
+    ap.add_argument("--dense-batch", type=int, default=64, help="solutions per step of --dense")
+    ap.add_argument("--numbers", choices=["digits", "whole"],
+                    help="with --base-lm: the verifier's tokenizer (default: the run's verifier.tiny.numbers)")
     ap.add_argument("--holdout", type=float, default=0.0,
                     help="hold out this share of the eval round's problems from training (when --train includes it)")
     ap.add_argument("--seed", type=int, default=0)
@@ -107,6 +112,12 @@ def main() -> None:
         tiny = tiny.model_copy(update={"hidden_size": h, "num_layers": n, "num_heads": heads, "intermediate_size": inter})
     if args.base:
         base = args.base
+    if args.numbers:
+        tiny = tiny.model_copy(update={"numbers": args.numbers})
+        if not args.base_lm:
+            ap.error("--numbers needs --base-lm: a base trained with the other tokenizer cannot read it")
+        sides = load_split(cfg.data, cfg.run.seed)
+        tok = train_tokenizer(corpus_texts(sides["prover"] + sides["verifier"] + sides["test"]), args.numbers)
     if args.base_lm:
         kind, steps = args.base_lm.split(":")
         base = build_base(cfg, tok, kind, int(steps), tiny, Path("/tmp/pvg-verifier-bases"), args.seed + 1)
@@ -124,7 +135,7 @@ def main() -> None:
     t0 = time.time()
     if args.dense:
         labelled = flaw_token_labels(tok, load_split(cfg.data, cfg.run.seed)["prover"], vc.max_length)
-        pre = train_verifier_tokens(model, labelled, pad_id=tok.pad_token_id, steps=args.dense, batch_size=64,
+        pre = train_verifier_tokens(model, labelled, pad_id=tok.pad_token_id, steps=args.dense, batch_size=args.dense_batch,
                                     lr=vc.lr, seed=args.seed + 11)
         print(f"token-label pretraining on {len(labelled)} generator solutions: final-token acc "
               f"{pre['verifier_final_acc']:.2f}", flush=True)
@@ -149,7 +160,7 @@ def main() -> None:
         "run": str(args.run), "train": args.train, "eval": args.eval, "label": args.label,
         "base": str(base), "tiny": tiny.model_dump(), "params": num_params(model),
         "steps": args.steps or vc.train_steps, "batch_pairs": args.batch_pairs or vc.batch_pairs, "lr": args.lr or vc.lr,
-        "seed": args.seed, "pretrain": args.pretrain, "dense": args.dense, "pairs": len(pairs), "train_pair_acc": stats["verifier_pair_acc"], "train_s": round(train_s, 1),
+        "seed": args.seed, "pretrain": args.pretrain, "dense": args.dense, "dense_batch": args.dense_batch, "pairs": len(pairs), "train_pair_acc": stats["verifier_pair_acc"], "train_s": round(train_s, 1),
         "eval_solutions": len(fresh), "auroc": auc_vs(None),
         "auroc_arithmetic": auc_vs("arithmetic"), "auroc_structural": auc_vs("structural"),
         "auroc_helpful": auc_vs(None, "helpful"), "auroc_sneaky": auc_vs(None, "sneaky"),

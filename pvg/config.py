@@ -97,6 +97,9 @@ class VerifierTinyConfig(TinyModelConfig):
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(2, ge=1)
     intermediate_size: int = Field(128, ge=8)
+    numbers: Literal["digits", "whole"] = Field(
+        "digits", description="how the tiny verifier's own tokenizer splits numbers: `digits` (the prover's "
+                              "tokenizer) or `whole` (each number of the corpus one token; see pvg.tokenizer)")
 
 
 class ModelConfig(_Strict):
@@ -141,6 +144,8 @@ class WarmstartConfig(_Strict):
         "pairs", description="tokens: a label on every solution token (right until the first departure from the "
                              "reference); pairs: Bradley-Terry on (reference, planted flaw) pairs, outcome only")
     batch_size: int = Field(64, ge=1)
+    verifier_pretrain_batch_size: int | None = Field(
+        None, ge=1, description="solutions per step of the verifier's judging; default: batch_size")
     lr: float = Field(3e-3, gt=0)
     eval_problems: int = Field(200, ge=1)
     sneaky_fraction: float = Field(0.5, ge=0, le=1)

@@ -11,25 +11,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 console = Console(stderr=True)
 
+# Starts a bar: `add_bar(description, total)` returns its `advance(n=1, **fields)`.
+AddBar = Callable[[str, int], Callable[..., None]]
+
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[..., None]]:
     """Yields `advance(n=1, **fields)`; `fields` (e.g. loss) are shown after the bar."""
+    with progress_bars(enabled) as add:
+        yield add(description, total)
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[AddBar]:
+    """Bars live at once, for work running side by side: yields `add(description, total)`, which
+    starts one more bar (its clock starts then) and returns its `advance(n=1, **fields)`."""
     if not enabled:
-        yield lambda n=1, **fields: None
+        yield lambda description, total: (lambda n=1, **fields: None)
         return
     if not console.is_terminal:  # a log file or CI: a plain line every tenth of the way, not a live bar
-        state = {"done": 0, "t0": time.time()}
-        every = max(1, total // 10)
-
-        def advance_lines(n: int = 1, **fields) -> None:
-            state["done"] += n
-            if state["done"] % every == 0 or state["done"] >= total:
-                info = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
-                console.print(f"{description}: {state['done']}/{total} {time.time() - state['t0']:.0f}s {info}",
-                              highlight=False)
-
-        yield advance_lines
+        yield _line_advance
         return
     columns = [
         TextColumn("[bold]{task.description}"),
@@ -40,10 +41,29 @@ def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator
         TextColumn("{task.fields[info]}"),
     ]
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=total, info="")
+        def add(description: str, total: int) -> Callable[..., None]:
+            task = bar.add_task(description, total=total, info="")
 
-        def advance(n: int = 1, **fields) -> None:
-            info = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
-            bar.update(task, advance=n, info=info)
+            def advance(n: int = 1, **fields) -> None:
+                bar.update(task, advance=n, info=_info(fields))
 
-        yield advance
+            return advance
+
+        yield add
+
+
+def _info(fields: dict) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
+
+
+def _line_advance(description: str, total: int) -> Callable[..., None]:
+    state = {"done": 0, "t0": time.time()}
+    every = max(1, total // 10)
+
+    def advance(n: int = 1, **fields) -> None:
+        state["done"] += n
+        if state["done"] % every == 0 or state["done"] >= total:
+            console.print(f"{description}: {state['done']}/{total} {time.time() - state['t0']:.0f}s {_info(fields)}",
+                          highlight=False)
+
+    return advance

@@ -28,9 +28,10 @@ from pvg.generation import generate
 from pvg.grading import is_correct
 from pvg.models import build_tiny_causal_lm, load_verifier, num_params, quiet_libraries
 from pvg.problems import Problem
-from pvg.progress import console, progress_bar
+from pvg.progress import AddBar, console, progress_bars
 from pvg.roles import ROLES, prover_prompt, verifier_text
 from pvg.sft import Example, encode, train_lm
+from pvg.sidejob import SideJob
 from pvg.tokenizer import train_tokenizer
 from pvg.verifier_train import Pair, TokenLabels, departure_labels, score_texts, train_verifier, train_verifier_tokens
 
@@ -52,11 +53,22 @@ def cache_key(cfg: PvgConfig) -> str:
         "seed": cfg.run.seed,
         "data": cfg.data.model_dump(mode="json"),
         "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature", "calculator"}),
-        "verifier": cfg.verifier.model_dump(mode="json", include={"model", "tiny", "lr", "batch_pairs", "center_coef",
-                                                                   "max_length"}),
-        "warmstart": cfg.warmstart.model_dump(mode="json"),
+        "verifier": _verifier_key(cfg),
+        "warmstart": {k: v for k, v in cfg.warmstart.model_dump(mode="json").items()
+                      if not (k in UNSET_KEEPS_KEY and v is None)},
     }
     return hashlib.sha256(json.dumps(determined_by, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Options added after caches existed: unset, they leave the key as it was, so those caches stay valid.
+UNSET_KEEPS_KEY = ("verifier_pretrain_batch_size",)
+
+
+def _verifier_key(cfg: PvgConfig) -> dict:
+    key = cfg.verifier.model_dump(mode="json", include={"model", "tiny", "lr", "batch_pairs", "center_coef", "max_length"})
+    if key["tiny"]["numbers"] == "digits":
+        del key["tiny"]["numbers"]  # as before the option existed: caches built then stay valid
+    return key
 
 
 def corpus_texts(problems: list[Problem]) -> list[str]:
@@ -120,7 +132,7 @@ def flaw_token_labels(tok, problems: list[Problem], max_length: int) -> list[Tok
 
 
 def pretrain_verifier(cfg: PvgConfig, tok, base_dir: Path, train: list[Problem], test: list[Problem],
-                      progress: bool) -> dict:
+                      add_bar: AddBar) -> dict:
     """Teach the verifier base what a wrong step looks like before the game, as a math-tuned model knows.
 
     The paper's verifiers start from models pretrained and lightly tuned on math; a tiny model from
@@ -133,17 +145,17 @@ def pretrain_verifier(cfg: PvgConfig, tok, base_dir: Path, train: list[Problem],
     vc, ws = cfg.verifier, cfg.warmstart
     model = load_verifier(base_dir, tok.pad_token_id, seed=cfg.run.seed + 2).to(_device())
     steps = ws.verifier_pretrain_steps
-    with progress_bar("warm start: verifier judging", steps, progress) as advance:
-        if ws.verifier_pretrain_labels == "tokens":
-            stats = train_verifier_tokens(model, flaw_token_labels(tok, train, vc.max_length), pad_id=tok.pad_token_id,
-                                          steps=steps, batch_size=ws.batch_size, lr=vc.lr,
-                                          seed=cfg.run.seed + 2, on_step=lambda s, loss, acc: advance(loss=loss, acc=acc))
-            stats = {"verifier_pretrain_final_acc": stats["verifier_final_acc"]}
-        else:
-            stats = train_verifier(model, tok, flaw_pairs(train), steps=steps, batch_pairs=vc.batch_pairs, lr=vc.lr,
-                                   center_coef=vc.center_coef, max_length=vc.max_length, seed=cfg.run.seed + 2,
-                                   on_step=lambda s, loss, acc: advance(loss=loss, acc=acc))
-            stats = {"verifier_pretrain_pair_acc": stats["verifier_pair_acc"]}
+    advance = add_bar("warm start: verifier judging", steps)
+    if ws.verifier_pretrain_labels == "tokens":
+        stats = train_verifier_tokens(model, flaw_token_labels(tok, train, vc.max_length), pad_id=tok.pad_token_id,
+                                      steps=steps, batch_size=ws.verifier_pretrain_batch_size or ws.batch_size, lr=vc.lr,
+                                      seed=cfg.run.seed + 2, on_step=lambda s, loss, acc: advance(loss=loss, acc=acc))
+        stats = {"verifier_pretrain_final_acc": stats["verifier_final_acc"]}
+    else:
+        stats = train_verifier(model, tok, flaw_pairs(train), steps=steps, batch_pairs=vc.batch_pairs, lr=vc.lr,
+                               center_coef=vc.center_coef, max_length=vc.max_length, seed=cfg.run.seed + 2,
+                               on_step=lambda s, loss, acc: advance(loss=loss, acc=acc))
+        stats = {"verifier_pretrain_pair_acc": stats["verifier_pair_acc"]}
     held = flaw_pairs(test[: cfg.warmstart.eval_problems])
     chosen = score_texts(model, tok, [p.chosen for p in held], vc.max_length)
     rejected = score_texts(model, tok, [p.rejected for p in held], vc.max_length)
@@ -156,6 +168,50 @@ def _device() -> torch.device:
     """The driver's GPU when it has one: a config-built prover of ~100M parameters (configs/gpu-100m.yaml)
     would take hours on CPU. The tiny CPU default is unaffected."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def warm_prover(cfg: PvgConfig, tok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
+    """Supervised training on both roles, then each role sampled on held-out problems."""
+    prover = build_tiny_causal_lm(tok, cfg.prover.tiny, cfg.run.seed).to(_device())
+    examples = encode(tok, sft_examples(train, cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
+    advance = add_bar("warm start: prover SFT", cfg.warmstart.prover_steps)
+    losses = train_lm(prover, examples, steps=cfg.warmstart.prover_steps, batch_size=cfg.warmstart.batch_size,
+                      lr=cfg.warmstart.lr, warmup=cfg.warmstart.prover_warmup_steps, pad_id=tok.pad_token_id,
+                      seed=cfg.run.seed, on_step=lambda s, loss: advance(loss=loss))
+    prover.save_pretrained(out / "prover")
+    metrics = {"prover_params": num_params(prover), "prover_final_loss": sum(losses[-20:]) / len(losses[-20:])}
+    test = test[: cfg.warmstart.eval_problems]
+    metrics |= evaluate_roles(prover, tok, test, tiny=True, max_new_tokens=cfg.prover.max_new_tokens,
+                              temperature=cfg.prover.temperature, seed=cfg.run.seed, calculator=cfg.prover.calculator)
+    return metrics | {"eval_problems": len(test)}
+
+
+def warm_verifier(cfg: PvgConfig, vtok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
+    """The verifier's base as a language model of the corpus, then (if configured) taught to judge."""
+    base = build_tiny_causal_lm(vtok, cfg.verifier.tiny, cfg.run.seed + 1).to(_device())
+    texts = [verifier_text(p.question, s) for p in train for s in [p.compact_reference, *(f.compact for f in p.flawed)]]
+    encoded = encode(vtok, [Example("", t) for t in texts], cfg.verifier.max_length)
+    advance = add_bar("warm start: verifier base LM", cfg.warmstart.verifier_steps)
+    losses = train_lm(base, encoded, steps=cfg.warmstart.verifier_steps, batch_size=cfg.warmstart.batch_size,
+                      lr=cfg.warmstart.lr, warmup=cfg.warmstart.verifier_warmup_steps, pad_id=vtok.pad_token_id,
+                      seed=cfg.run.seed + 1, mask_prompt=False, on_step=lambda s, loss: advance(loss=loss))
+    base.save_pretrained(out / "verifier_base")
+    metrics = {"verifier_params": num_params(base), "verifier_vocab": len(vtok),
+               "verifier_final_loss": sum(losses[-20:]) / len(losses[-20:])}
+    if cfg.warmstart.verifier_pretrain_steps:
+        metrics |= pretrain_verifier(cfg, vtok, out / "verifier_base", train, test, add_bar)
+    return metrics
+
+
+def side_by_side(cfg: PvgConfig) -> bool:
+    """Whether the two tiny models warm up at once, each on half the cores.
+
+    On CPU a model this small uses a second core poorly (measured on 2 cores: 1.6-1.7x, not 2x),
+    while two processes of one thread each share nothing: the warm start, half of a tiny game's
+    time, takes about as long as its longer part. On a GPU both run one after the other, as before.
+    """
+    both = cfg.prover.model is None and cfg.verifier.model is None
+    return both and _device().type == "cpu" and (os.cpu_count() or 1) >= 2
 
 
 def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True) -> WarmStart:
@@ -175,45 +231,39 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
                       f"sneaky incorrect {metrics['sneaky_incorrect_rate']:.0%})")
         return _result(cfg, root, metrics)
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))  # the warm start runs alone, before Ray starts
+    cores = max(1, os.cpu_count() or 1)
+    torch.set_num_threads(cores)  # the warm start runs alone: no actor is working yet
     quiet_libraries()
     t0 = time.time()
     sides = load_split(cfg.data, cfg.run.seed)
-    train = sides["prover"]
+    train, test = sides["prover"], sides["test"]
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tok = train_tokenizer(corpus_texts(train + sides["verifier"] + sides["test"]))
+    corpus = corpus_texts(train + sides["verifier"] + test)
+    tok = train_tokenizer(corpus)
     tok.save_pretrained(tmp / "tokenizer")
+    vtok = tok
+    if verifier_tiny and cfg.verifier.tiny.numbers != "digits":
+        vtok = train_tokenizer(corpus, cfg.verifier.tiny.numbers)
+        vtok.save_pretrained(tmp / "verifier_tokenizer")
     metrics: dict = {"version": __version__, "cache_key": cache_key(cfg), "train_problems": len(train)}
 
-    if prover_tiny:
-        prover = build_tiny_causal_lm(tok, cfg.prover.tiny, cfg.run.seed).to(_device())
-        examples = encode(tok, sft_examples(train, cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
-        with progress_bar("warm start: prover SFT", cfg.warmstart.prover_steps, progress) as advance:
-            losses = train_lm(prover, examples, steps=cfg.warmstart.prover_steps, batch_size=cfg.warmstart.batch_size,
-                              lr=cfg.warmstart.lr, warmup=cfg.warmstart.prover_warmup_steps, pad_id=tok.pad_token_id,
-                              seed=cfg.run.seed, on_step=lambda s, loss: advance(loss=loss))
-        prover.save_pretrained(tmp / "prover")
-        metrics |= {"prover_params": num_params(prover), "prover_final_loss": sum(losses[-20:]) / len(losses[-20:])}
-        test = sides["test"][: cfg.warmstart.eval_problems]
-        metrics |= evaluate_roles(prover, tok, test, tiny=True, max_new_tokens=cfg.prover.max_new_tokens,
-                                  temperature=cfg.prover.temperature, seed=cfg.run.seed,
-                                  calculator=cfg.prover.calculator)
-        metrics["eval_problems"] = len(test)
-
-    if verifier_tiny:
-        base = build_tiny_causal_lm(tok, cfg.verifier.tiny, cfg.run.seed + 1).to(_device())
-        texts = [verifier_text(p.question, s) for p in train for s in [p.compact_reference, *(f.compact for f in p.flawed)]]
-        encoded = encode(tok, [Example("", t) for t in texts], cfg.verifier.max_length)
-        with progress_bar("warm start: verifier base LM", cfg.warmstart.verifier_steps, progress) as advance:
-            losses = train_lm(base, encoded, steps=cfg.warmstart.verifier_steps, batch_size=cfg.warmstart.batch_size,
-                              lr=cfg.warmstart.lr, warmup=cfg.warmstart.verifier_warmup_steps, pad_id=tok.pad_token_id,
-                              seed=cfg.run.seed + 1, mask_prompt=False, on_step=lambda s, loss: advance(loss=loss))
-        base.save_pretrained(tmp / "verifier_base")
-        metrics |= {"verifier_params": num_params(base), "verifier_final_loss": sum(losses[-20:]) / len(losses[-20:])}
-        if cfg.warmstart.verifier_pretrain_steps:
-            metrics |= pretrain_verifier(cfg, tok, tmp / "verifier_base", train, sides["test"], progress)
+    with progress_bars(progress) as add_bar:
+        if side_by_side(cfg):
+            verifier_job = SideJob(warm_verifier, (cfg, vtok, train, test, tmp), threads=cores // 2)
+            torch.set_num_threads(cores - cores // 2)
+            try:
+                metrics |= warm_prover(cfg, tok, train, test, tmp, verifier_job.relaying(add_bar))
+                metrics |= verifier_job.result(add_bar)
+            finally:
+                verifier_job.stop()
+                torch.set_num_threads(cores)
+        else:
+            if prover_tiny:
+                metrics |= warm_prover(cfg, tok, train, test, tmp, add_bar)
+            if verifier_tiny:
+                metrics |= warm_verifier(cfg, vtok, train, test, tmp, add_bar)
 
     metrics["seconds"] = round(time.time() - t0, 1)
     (tmp / "warmstart.json").write_text(json.dumps(metrics, indent=2))
@@ -239,7 +289,14 @@ def _result(cfg: PvgConfig, root: Path, metrics: dict) -> WarmStart:
         prover=prover,
         prover_tokenizer=cfg.prover.model or tok,
         verifier_base=verifier,
-        verifier_tokenizer=cfg.verifier.model or tok,
+        verifier_tokenizer=cfg.verifier.model or str(verifier_tokenizer_dir(root)),
         metrics=metrics,
     )
 
+
+
+def verifier_tokenizer_dir(root: Path) -> Path:
+    """The tiny verifier's tokenizer in a warm-start cache: its own when `numbers` is not the prover's
+    `digits`, else the shared one."""
+    own = root / "verifier_tokenizer"
+    return own if own.is_dir() else root / "tokenizer"

@@ -102,3 +102,67 @@ def test_verifier_pretraining_teaches_the_base_to_judge(tmp_path, labels):
     a = score_texts(load_verifier(ws.verifier_base, tok.pad_token_id, seed=1), tok, text, 64)
     b = score_texts(load_verifier(ws.verifier_base, tok.pad_token_id, seed=2), tok, text, 64)
     assert a == b
+
+
+def test_whole_number_tokenizer_keeps_corpus_numbers_whole_and_never_unknown():
+    from pvg.tokenizer import train_tokenizer
+
+    corpus = ["Sam has 12 pens. Sam buys 5 more.\nbuys 5 more: 12 + 5 = 17\n#### 17", "Mia has 340 apples."]
+    whole, digits = train_tokenizer(corpus, "whole"), train_tokenizer(corpus)
+    text = "buys 5 more: 12 + 5 = 17\n#### 17"
+    assert whole.tokenize(" 12 + 5 = 17") == [" 12", " +", " 5", " =", " 17"]
+    assert digits.tokenize(" 12 + 5 = 17") == [" 1", "2", " +", " 5", " =", " 1", "7"]
+    assert whole.decode(whole(text, add_special_tokens=False)["input_ids"]) == text
+    unseen = " 98765"  # never in the corpus: known pieces, never <unk> (a sneaky prover could hide behind it)
+    ids = whole(unseen, add_special_tokens=False)["input_ids"]
+    assert whole.unk_token_id not in ids and whole.decode(ids) == unseen
+    assert {"<helpful>", "<sneaky>", "<pad>", "<eos>"} <= set(whole.get_vocab())
+
+
+def test_verifier_with_whole_numbers_has_its_own_tokenizer(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from pvg.tokenizer import load_tokenizer
+
+    cfg = load_config(None, MICRO + [f"run.cache_dir={tmp_path}", "verifier.tiny.numbers=whole",
+                                     "warmstart.verifier_pretrain_steps=5", "warmstart.verifier_pretrain_labels=tokens"])
+    ws = run_warmstart(cfg)
+    assert ws.verifier_tokenizer.endswith("verifier_tokenizer") and ws.prover_tokenizer.endswith("tokenizer")
+    vtok, ptok = load_tokenizer(ws.verifier_tokenizer), load_tokenizer(ws.prover_tokenizer)
+    number = next(t for t in vtok.get_vocab() if t.strip().isdigit() and len(t.strip()) == 2)
+    assert len(vtok.tokenize(number)) == 1 and len(ptok.tokenize(number)) == 2
+    clf = AutoModelForSequenceClassification.from_pretrained(ws.verifier_base)
+    assert clf.config.vocab_size == len(vtok) == ws.metrics["verifier_vocab"]
+    # `digits` keeps the cache key it had before the option existed; `whole` is another warm start
+    assert cache_key(cfg) != cache_key(load_config(None, MICRO + [f"run.cache_dir={tmp_path}",
+                                                                  "warmstart.verifier_pretrain_steps=5",
+                                                                  "warmstart.verifier_pretrain_labels=tokens"]))
+
+
+def test_side_by_side_and_serial_warm_starts_build_the_same_parts(tmp_path, monkeypatch):
+    """Two cores or more: the verifier warms up in its own process. Both ways give a complete cache
+    (the thread counts differ, so the floats may too: each way is deterministic on its own)."""
+    import os
+
+    import pvg.warmstart as warmstart
+
+    assert warmstart.side_by_side(load_config(None, MICRO)) == ((os.cpu_count() or 1) >= 2)
+    metrics = {}
+    for way in (True, False):
+        monkeypatch.setattr(warmstart, "side_by_side", lambda cfg, way=way: way)
+        cfg = load_config(None, MICRO + [f"run.cache_dir={tmp_path / str(way)}"])
+        ws = run_warmstart(cfg)
+        metrics[way] = {k for k in ws.metrics if k != "seconds"}
+        root = tmp_path / str(way) / f"warmstart-{cache_key(cfg)}"
+        assert (root / "prover" / "config.json").is_file() and (root / "verifier_base" / "config.json").is_file()
+    assert metrics[True] == metrics[False]
+
+
+def test_options_added_later_leave_existing_cache_keys_alone():
+    """Left unset, `verifier.tiny.numbers` and `warmstart.verifier_pretrain_batch_size` hash as they did
+    before they existed: warm starts cached then are reused, not rebuilt. The literal is MICRO's key
+    computed by the code before those options (commit 8d7e2f2)."""
+    cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
+    assert cache_key(cfg) == "7133ca720f623998"
+    assert cache_key(load_config(None, MICRO + ["run.cache_dir=/x", "warmstart.verifier_pretrain_batch_size=32"])) != \
+        cache_key(cfg)

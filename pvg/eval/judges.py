@@ -43,7 +43,10 @@ def verifier_base(run: EvalRun) -> tuple[str, str]:
     """The verifier's initial weights and tokenizer: a hub id, or the run's warm-start cache."""
     if run.cfg.verifier.model:
         return run.cfg.verifier.model, run.cfg.verifier.model
-    return str(run.warmstart("verifier_base", "a judge")), str(run.warmstart("tokenizer", "a judge"))
+    from pvg.warmstart import verifier_tokenizer_dir
+
+    base = run.warmstart("verifier_base", "a judge")
+    return str(base), str(verifier_tokenizer_dir(base.parent))
 
 
 def train_judge(run: EvalRun, kind: str, seed: int):
