@@ -138,9 +138,10 @@ def main() -> None:
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     if args.seeds:
-        text = "\n".join(sections + [f"## {run.name}: every seed, first and last round\n", across_seeds(runs)])
-        print(across_seeds(runs))
-        (results / f"{run.name}-seeds.md").write_text(text)
+        summary = across_seeds(runs)
+        print(summary)
+        (results / f"{run.name}-seeds.md").write_text(
+            "\n".join(sections + [f"## {run.name}: every seed, first and last round\n", summary]))
     else:
         (results / f"{run.name}.md").write_text(sections[0])
     if args.out is None:

@@ -9,6 +9,7 @@ A hub model (`prover.model` / `verifier.model` set) is taken as it is: it is alr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,28 +49,29 @@ class WarmStart:
     metrics: dict
 
 
+# Options added after warm starts were first cached, each with the value that does what the code did
+# before it existed: at that value an option is left out of the key, so those caches stay valid.
+ADDED_LATER: dict[tuple[str, ...], Any] = {
+    ("verifier", "tiny", "numbers"): "digits",
+    ("warmstart", "verifier_pretrain_batch_size"): None,
+}
+
+
 def cache_key(cfg: PvgConfig) -> str:
     determined_by = {
         "format": WARMSTART_FORMAT,
         "seed": cfg.run.seed,
         "data": cfg.data.model_dump(mode="json"),
         "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature", "calculator"}),
-        "verifier": _verifier_key(cfg),
-        "warmstart": {k: v for k, v in cfg.warmstart.model_dump(mode="json").items()
-                      if not (k in UNSET_KEEPS_KEY and v is None)},
+        "verifier": cfg.verifier.model_dump(mode="json", include={"model", "tiny", "lr", "batch_pairs", "center_coef",
+                                                                   "max_length"}),
+        "warmstart": cfg.warmstart.model_dump(mode="json"),
     }
+    for (*parents, name), before in ADDED_LATER.items():
+        section = functools.reduce(dict.__getitem__, parents, determined_by)
+        if section[name] == before:
+            del section[name]
     return hashlib.sha256(json.dumps(determined_by, sort_keys=True).encode()).hexdigest()[:16]
-
-
-# Options added after caches existed: unset, they leave the key as it was, so those caches stay valid.
-UNSET_KEEPS_KEY = ("verifier_pretrain_batch_size",)
-
-
-def _verifier_key(cfg: PvgConfig) -> dict:
-    key = cfg.verifier.model_dump(mode="json", include={"model", "tiny", "lr", "batch_pairs", "center_coef", "max_length"})
-    if key["tiny"]["numbers"] == "digits":
-        del key["tiny"]["numbers"]  # as before the option existed: caches built then stay valid
-    return key
 
 
 def corpus_texts(problems: list[Problem]) -> list[str]:
