@@ -111,19 +111,22 @@ def train(
     config: Optional[Path] = typer.Argument(None, help="YAML config file (not needed with --resume)."),
     set: Optional[List[str]] = SetOption,
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run in this folder (a path or a URI) "
-                                         "from its last finished phase."),
+                                         "from its last finished phase; with it, --set takes only "
+                                         "game.max_rounds (e.g. to play more rounds of a finished game)."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Run folder: a path or a URI such as "
                                           "s3://bucket/runs/NAME (default: run.out_dir/run.name)."),
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS",
                                           help="Ray cluster to join (default: start a local Ray)."),
 ) -> None:
     """Play the prover-verifier game: verifier and prover rounds until the sneaky prover stops fooling the verifier."""
+    from pvg.config import check_resume_keys
     from pvg.orchestrator import Orchestrator, default_run_dir
 
     if resume is not None:
-        if config is not None or set:
-            raise PvgError("--resume takes the run's own config.yaml; drop CONFIG and --set")
-        orch = Orchestrator.for_resume(resume, address=address)
+        if config is not None:
+            raise PvgError("--resume takes the run's own config.yaml; drop CONFIG")
+        check_resume_keys(set or [])
+        orch = Orchestrator.for_resume(resume, set, address=address)
     else:
         if config is None:
             raise PvgError("give a config (e.g. configs/tiny.yaml) or --resume RUN_DIR")

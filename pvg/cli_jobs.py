@@ -55,7 +55,8 @@ def submit(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the job (entrypoint, runtime env) "
                                  "without contacting the cluster."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue a stopped run instead: its absolute run "
-                                         "folder on the cluster (`pvg train --resume RUN_DIR` as a job)."),
+                                         "folder on the cluster (`pvg train --resume RUN_DIR` as a job); "
+                                         "--set takes only game.max_rounds with it."),
 ) -> None:
     """Run `pvg train CONFIG` on a Ray cluster as a job (Ray's Jobs API); prints the job id.
 
@@ -64,9 +65,9 @@ def submit(
     from pvg import jobs
 
     if resume is not None:
-        if config is not None or set or run_dir or name:
-            raise PvgError("--resume continues a run with its own config.yaml; drop CONFIG, --set, --run-dir and --name")
-        sub = jobs.plan_resume(resume, working_dir=working_dir, pip=pip, python=python)
+        if config is not None or run_dir or name:
+            raise PvgError("--resume continues a run with its own config.yaml; drop CONFIG, --run-dir and --name")
+        sub = jobs.plan_resume(resume, list(set or []), working_dir=working_dir, pip=pip, python=python)
     elif config is None:
         raise PvgError("give a config (e.g. configs/tiny.yaml), or --resume RUN_DIR to continue a stopped run")
     else:

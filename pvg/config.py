@@ -189,6 +189,10 @@ class PPOConfig(_Strict):
 
 class GameConfig(_Strict):
     max_rounds: int = Field(4, ge=1)
+    min_rounds: int = Field(
+        2, ge=1, description="rounds played before the stop rule may end the game (the round limit always applies): "
+                             "round 0's verifier has seen only the initial prover's solutions, so whether training on "
+                             "a PPO-trained prover's solutions makes it harder to fool shows from round 1 on")
     fool_rate_bar: float = Field(0.1, ge=0, le=1)
     stop_rule: Literal["no_exploit_and_fool_rate", "fool_rate", "max_rounds"] = "no_exploit_and_fool_rate"
     pool_problems_per_round: int = Field(300, ge=2, description="verifier-half problems sampled into the pool each round")
@@ -367,6 +371,38 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
             )
         node[parts[-1]] = value
     return tree
+
+
+# What `pvg train --resume RUN --set` may change: when the game ends, nothing a played round was made with.
+RESUME_SETTABLE = ("game.max_rounds",)
+
+
+def check_resume_keys(overrides: list[str]) -> None:
+    """`--set` overrides for a resumed run: only `RESUME_SETTABLE` keys (checked by name, before any file is read)."""
+    keys = [o.split("=", 1)[0].strip() for o in overrides]
+    fixed = [k for k in keys if k not in RESUME_SETTABLE]
+    if fixed:
+        raise ConfigError(f"--resume cannot change {', '.join(fixed)}: the run's earlier rounds were made with its "
+                          f"config.yaml. With --resume, --set takes only {', '.join(RESUME_SETTABLE)}; for anything "
+                          "else start a new run")
+
+
+def check_resume_changes(saved: PvgConfig, resumed: PvgConfig) -> list[str]:
+    """The keys a resumed run's overrides change in its config.yaml, refused unless all are `RESUME_SETTABLE`."""
+    changed = _changed_keys(saved.model_dump(mode="json"), resumed.model_dump(mode="json"))
+    check_resume_keys([f"{k}=" for k in changed])
+    return changed
+
+
+def _changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name in before.keys() | after.keys():
+        a, b = before.get(name), after.get(name)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{name}.")
+        elif a != b:
+            keys.append(prefix + name)
+    return sorted(keys)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> PvgConfig:

@@ -35,7 +35,7 @@ from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from pvg import storage
-from pvg.config import PvgConfig, ResourcesConfig, load_config
+from pvg.config import PvgConfig, ResourcesConfig, check_resume_keys, load_config
 from pvg.errors import PvgError
 
 ADDRESS_ENV = ("PVG_JOBS_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
@@ -292,25 +292,29 @@ def plan_submission(config: Path, overrides: list[str], *, run_dir: str | None =
     return Submission(cfg, shlex.join(args), runtime_env, metadata, submission_id, final_run_dir, wd, warnings)
 
 
-def plan_resume(run_dir: str, *, working_dir: Path | None = None, pip: bool = False,
-                python: str = "python") -> Submission:
+def plan_resume(run_dir: str, overrides: list[str] | None = None, *, working_dir: Path | None = None,
+                pip: bool = False, python: str = "python") -> Submission:
     """A job that continues a stopped run: `pvg train --resume RUN_DIR` on the cluster.
 
-    The run's own config.yaml decides everything; when the run folder is visible here too (a shared
-    mount), it is read to check the resources before submitting, else the job's driver checks them.
+    The run's own config.yaml decides everything but `RESUME_SETTABLE` keys (`--set game.max_rounds=N`
+    plays on); when the run folder is visible here too (a shared mount), it is read to check the
+    resources before submitting, else the job's driver checks them.
     """
+    overrides = list(overrides or [])
+    check_resume_keys(overrides)
     if not _shared(run_dir):
         raise PvgError(f"--resume {run_dir}: give the run folder's absolute path or URI on the cluster's storage "
                        "(as `pvg jobs list` shows it)")
     local = Path(run_dir) / "config.yaml"
-    cfg = load_config(local) if not storage.is_uri(run_dir) and local.is_file() else None
+    cfg = load_config(local, overrides) if not storage.is_uri(run_dir) and local.is_file() else None
     warnings = [] if cfg else [f"{local} is not visible here: the job's driver checks the run folder and its resources"]
     wd = (working_dir or project_root() or Path.cwd()).resolve()
     runtime_env = _runtime_env(wd, pip)
     name = storage.basename(run_dir)
     submission_id = f"pvg-{name}-resume-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     metadata = {"pvg": "train --resume", "pvg_run_name": name, "pvg_run_dir": run_dir}
-    entrypoint = shlex.join([python, "-u", "-m", "pvg.cli", "train", "--resume", run_dir])
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    entrypoint = shlex.join([python, "-u", "-m", "pvg.cli", "train", "--resume", run_dir, *sets])
     return Submission(cfg, entrypoint, runtime_env, metadata, submission_id, run_dir, wd, warnings)
 
 

@@ -21,7 +21,7 @@ import ray
 
 from pvg import storage
 from pvg.actors import check_cluster, place_groups
-from pvg.config import GameConfig, PvgConfig, load_config
+from pvg.config import GameConfig, PvgConfig, check_resume_changes, load_config
 from pvg.dataset import load_split
 from pvg.errors import PvgError
 from pvg.grading import extract_answer, is_correct
@@ -57,8 +57,9 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
 
 class Orchestrator:
     def __init__(self, cfg: PvgConfig, run_dir: str | Path, *, resume: bool = False, address: str | None = None,
-                 progress: bool = True):
+                 progress: bool = True, saved_cfg: PvgConfig | None = None):
         self.cfg, self.address, self.progress = cfg, address, progress and cfg.logging.progress
+        self.saved_cfg = saved_cfg  # a resumed run's config.yaml as it was, when --set changed it
         if storage.is_uri(run_dir):  # a scheme with no installed file system fails here, before Ray starts
             mirror = storage.Mirror(str(run_dir), "run")
             self.rf = RunFolder(mirror.root, mirror)
@@ -70,13 +71,18 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ set-up
     @classmethod
-    def for_resume(cls, run_dir: str | Path, **kw) -> "Orchestrator":
+    def for_resume(cls, run_dir: str | Path, overrides: list[str] | None = None, **kw) -> "Orchestrator":
+        """A run continued with its own config.yaml; `overrides` may change only when the game ends
+        (`pvg.config.RESUME_SETTABLE`), never what earlier rounds were made with."""
         if storage.is_uri(run_dir):
-            return cls(_remote_config(str(run_dir)), run_dir, resume=True, **kw)
-        rf = RunFolder(run_dir)
-        if not rf.config_path.is_file():
-            raise PvgError(f"{run_dir} is not a pvg run folder (no config.yaml); start a run with `pvg train CONFIG`")
-        return cls(load_config(rf.config_path), run_dir, resume=True, **kw)
+            saved, cfg = (_remote_config(str(run_dir), o) for o in ([], overrides or []))
+        else:
+            rf = RunFolder(run_dir)
+            if not rf.config_path.is_file():
+                raise PvgError(f"{run_dir} is not a pvg run folder (no config.yaml); start a run with `pvg train CONFIG`")
+            saved, cfg = (load_config(rf.config_path, o) for o in ([], overrides or []))
+        changed = check_resume_changes(saved, cfg)
+        return cls(cfg, run_dir, resume=True, saved_cfg=saved if changed else None, **kw)
 
     def _prepare_folder(self) -> None:
         rf = self.rf
@@ -194,6 +200,8 @@ class Orchestrator:
 
     def _run(self) -> dict:
         cfg, rf = self.cfg, self.rf
+        if self.saved_cfg is not None:
+            self._apply_resume_settings()
         if rf.summary_path.is_file():
             summary = json.loads(rf.summary_path.read_text())
             console.print(f"game already finished: {summary['stop_reason']}")
@@ -379,6 +387,27 @@ class Orchestrator:
         }
         return row
 
+    def _apply_resume_settings(self) -> None:
+        """Under the lock: the new game.max_rounds checked against the rounds already played and
+        written to config.yaml. A game that ended only at the old round limit is reopened (its
+        summary.json removed), so the loop plays on from the next round; one the stop rule ended
+        stays finished, its config as it was."""
+        cfg, rf = self.cfg, self.rf
+        played = [r for r in rf.read_metrics() if r["kind"] == "round"]
+        if len(played) > cfg.game.max_rounds:
+            raise PvgError(f"game.max_rounds={cfg.game.max_rounds} is below the {len(played)} rounds this run has "
+                           f"played; give at least {len(played)}")
+        if rf.summary_path.is_file() and played:
+            last = played[-1]
+            if stop_reason(cfg.game, cfg.ppo.max_steps, last, last["round"]) is not None:
+                return  # still over: `_run` says why
+            rf.summary_path.unlink()
+            if rf.mirror:
+                storage.remove(rf.mirror.url("summary.json"))
+            console.print(f"game reopened: it ended at game.max_rounds={self.saved_cfg.game.max_rounds} after round "
+                          f"{last['round']}; playing up to {cfg.game.max_rounds} rounds")
+        rf.write_text("config.yaml", cfg.to_yaml())
+
     def _finish(self, reason: str, k: int) -> dict:
         rounds = [r for r in self.rf.read_metrics() if r["kind"] == "round"]
         summary = {"stop_reason": reason, "rounds": len(rounds), "last_round": k,
@@ -392,11 +421,12 @@ def stop_reason(game: GameConfig, ppo_max_steps: int, row: dict, k: int) -> str 
     """Why the game ends after round `k` (its metrics `row`), or None to play on.
 
     `no_exploit_and_fool_rate` (the paper's): the sneaky role neither exploited the verifier within
-    the step limit nor fools it more often than the bar. `fool_rate`: the bar alone. The round limit
-    always applies. A NaN fool rate (no sneaky solution was incorrect) never counts as below the bar.
+    the step limit nor fools it more often than the bar. `fool_rate`: the bar alone. Neither ends a
+    game before `game.min_rounds` rounds; the round limit always applies. A NaN fool rate (no sneaky
+    solution was incorrect) never counts as below the bar.
     """
     fooled = row["sneaky_fool_rate"]
-    below = fooled == fooled and fooled < game.fool_rate_bar
+    below = fooled == fooled and fooled < game.fool_rate_bar and k + 1 >= game.min_rounds
     if game.stop_rule == "no_exploit_and_fool_rate" and not row["exploited"] and below:
         return (f"round {k}: the sneaky prover no longer fools the verifier (no exploit in {ppo_max_steps} "
                 f"PPO steps, fool rate {fooled:.1%} < {game.fool_rate_bar:.1%})")
@@ -413,7 +443,7 @@ def default_run_dir(cfg: PvgConfig) -> str | Path:
     return Path(cfg.run.out_dir) / cfg.run.name
 
 
-def _remote_config(uri: str) -> PvgConfig:
+def _remote_config(uri: str, overrides: list[str] | None = None) -> PvgConfig:
     """A URI run's own config.yaml, read before anything is staged (the lock is not taken yet)."""
     text = storage.read_text(storage.join(uri, "config.yaml"))
     if text is None:
@@ -422,7 +452,7 @@ def _remote_config(uri: str) -> PvgConfig:
         path = Path(tmp) / "config.yaml"
         path.write_text(text)
         try:
-            return load_config(path)
+            return load_config(path, overrides)
         except PvgError as e:
             raise type(e)(str(e).replace(str(path), storage.join(uri, "config.yaml"))) from None
 

@@ -171,3 +171,35 @@ def test_new_run_refuses_existing_folder(finished_run: Path, cache_dir: Path):
     proc = subprocess.run(pvg_cmd("train", str(CONFIG), *overrides(out, cache_dir)), capture_output=True, text=True,
                           env=env(), timeout=120)
     assert proc.returncode == 2 and "already exists" in proc.stderr
+
+
+def test_resume_with_more_rounds_plays_on(finished_run: Path, tmp_path: Path, cache_dir: Path):
+    """A game that ended at its round limit, resumed with `--set game.max_rounds=N`, plays on: the result is
+    the game that had N rounds from the start. Settings that earlier rounds were made with are refused."""
+    assert json.loads((finished_run / "summary.json").read_text())["rounds"] == 2, "the 2-round game to compare with"
+    out = tmp_path / "runs-x"
+    run = out / "tiny-ci"
+    short = subprocess.run(pvg_cmd("train", str(CONFIG), *overrides(out, cache_dir), "--set", "game.max_rounds=1"),
+                           capture_output=True, text=True, env=env(), timeout=900)
+    assert short.returncode == 0, short.stdout[-3000:] + short.stderr[-6000:]
+    assert json.loads((run / "summary.json").read_text())["stop_reason"] == "reached game.max_rounds=1"
+
+    refused = subprocess.run(pvg_cmd("train", "--resume", str(run), "--set", "ppo.lr=0.5"), capture_output=True,
+                             text=True, env=env(), timeout=120)
+    assert refused.returncode == 2 and "cannot change ppo.lr" in " ".join(refused.stderr.split()), refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    more = subprocess.run(pvg_cmd("train", "--resume", str(run), "--set", "game.max_rounds=2"), capture_output=True,
+                          text=True, env=env(), timeout=900)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-6000:]
+    assert "game reopened" in more.stdout + more.stderr
+    assert "max_rounds: 2" in (run / "config.yaml").read_text()
+    assert _without_timings(read_metrics(run)) == _without_timings(read_metrics(finished_run))
+    for f in sorted((finished_run / "pool").glob("*.parquet")):
+        assert pq.read_table(run / "pool" / f.name).equals(pq.read_table(f)), f.name
+    extended, whole = (json.loads((r / "summary.json").read_text()) for r in (run, finished_run))
+    assert _without_timings([extended.pop("final")]) == _without_timings([whole.pop("final")]) and extended == whole
+
+    fewer = subprocess.run(pvg_cmd("train", "--resume", str(run), "--set", "game.max_rounds=1"), capture_output=True,
+                           text=True, env=env(), timeout=120)
+    assert fewer.returncode == 2 and "below the 2 rounds" in " ".join(fewer.stderr.split()), fewer.stderr

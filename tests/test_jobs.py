@@ -245,6 +245,10 @@ def test_resume_plan(tmp_path):
     (run / "config.yaml").write_text(CONFIG.read_text())
     seen = plan_resume(str(run))  # a shared mount: the run's config is read and checked here
     assert seen.cfg is not None and seen.cfg.run.name == "tiny-ci" and not seen.warnings
+    more = plan_resume(str(run), ["game.max_rounds=5"])  # play on: the one setting a resumed run may change
+    assert more.cfg.game.max_rounds == 5 and more.entrypoint.endswith(f"--resume {run} --set game.max_rounds=5")
+    with pytest.raises(PvgError, match="cannot change ppo.lr.*game.max_rounds"):
+        plan_resume(str(run), ["ppo.lr=0.1"])
     dry = subprocess.run(pvg_cmd("submit", "--resume", str(run), "--dry-run"), capture_output=True, text=True,
                          env={**base_env(), "COLUMNS": "200"}, cwd=REPO, timeout=120)
     assert dry.returncode == 0, dry.stderr

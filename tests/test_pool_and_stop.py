@@ -97,19 +97,27 @@ def metrics(fool: float, exploited: bool) -> dict:
 
 
 @pytest.mark.parametrize("rule, fool, exploited, k, stops", [
-    ("no_exploit_and_fool_rate", 0.05, False, 0, "no longer fools"),
-    ("no_exploit_and_fool_rate", 0.05, True, 0, None),  # exploited: the verifier is not robust yet
-    ("no_exploit_and_fool_rate", 0.30, False, 0, None),  # still fooled too often
-    ("no_exploit_and_fool_rate", math.nan, False, 0, None),  # nothing to measure is not "below the bar"
-    ("fool_rate", 0.05, True, 0, "fool rate 5.0% < 10.0%"),
-    ("max_rounds", 0.0, False, 0, None),
+    ("no_exploit_and_fool_rate", 0.05, False, 1, "no longer fools"),
+    ("no_exploit_and_fool_rate", 0.05, True, 1, None),  # exploited: the verifier is not robust yet
+    ("no_exploit_and_fool_rate", 0.30, False, 1, None),  # still fooled too often
+    ("no_exploit_and_fool_rate", math.nan, False, 1, None),  # nothing to measure is not "below the bar"
+    ("fool_rate", 0.05, True, 1, "fool rate 5.0% < 10.0%"),
+    ("no_exploit_and_fool_rate", 0.05, False, 0, None),  # before game.min_rounds=2: play on
+    ("fool_rate", 0.05, True, 0, None),
+    ("max_rounds", 0.0, False, 1, None),
     ("no_exploit_and_fool_rate", 0.30, True, 2, "reached game.max_rounds=3"),
     ("max_rounds", 0.0, False, 2, "reached game.max_rounds=3"),
 ])
 def test_stop_rule(rule, fool, exploited, k, stops):
-    game = GameConfig(max_rounds=3, fool_rate_bar=0.1, stop_rule=rule)
+    game = GameConfig(max_rounds=3, min_rounds=2, fool_rate_bar=0.1, stop_rule=rule)
     reason = stop_reason(game, 20, metrics(fool, exploited), k)
     if stops is None:
         assert reason is None
     else:
         assert stops in reason
+
+
+def test_round_limit_applies_before_min_rounds():
+    game = GameConfig(max_rounds=1, min_rounds=2)
+    assert stop_reason(game, 20, metrics(0.0, False), 0) == "reached game.max_rounds=1"
+    assert "no longer fools" in stop_reason(GameConfig(min_rounds=1), 20, metrics(0.0, False), 0)
