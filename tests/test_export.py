@@ -12,6 +12,7 @@ command groups that are not under test here); the subprocess tests go through th
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -188,7 +189,8 @@ def test_export_folder_card_and_json(run_dir, exported):
     assert meta["round"] == default and meta["selection"]["mode"] == "default"
     assert meta["template"] == "{question}\n{solution}"
     assert meta["threshold"] == pytest.approx(rows[default]["verifier_threshold"])
-    assert meta["metrics"]["verifier_auroc"] == pytest.approx(rows[default]["verifier_auroc"])
+    auroc = rows[default]["verifier_auroc"]  # NaN (one class empty) is written as JSON null
+    assert meta["metrics"]["verifier_auroc"] == (None if math.isnan(auroc) else pytest.approx(auroc))
     assert meta["run"]["name"] == "tiny-ci"
 
     card = (exported / "README.md").read_text()

@@ -91,10 +91,13 @@ def test_metrics_table_matches_jsonl(runner, finished_run):
     assert len(rounds) == 2  # tiny-ci plays two rounds
     lines = result.stdout.splitlines()
     for r in rounds:
+        def shown(key: str, spec: str) -> str:  # NaN (a rate or AUROC over an empty class) reads n/a
+            return "n/a" if math.isnan(r[key]) else format(r[key], spec)
+
         expected = [
             str(r["round"]), f"{r['helpful_pass_rate']:.0%}", f"{r['sneaky_incorrect_rate']:.0%}",
-            "n/a" if math.isnan(r["verifier_auroc"]) else f"{r['verifier_auroc']:.3f}",
-            f"{r['verifier_completeness']:.0%}", f"{r['verifier_soundness']:.0%}", f"{r['sneaky_fool_rate']:.0%}",
+            shown("verifier_auroc", ".3f"), shown("verifier_completeness", ".0%"), shown("verifier_soundness", ".0%"),
+            shown("sneaky_fool_rate", ".0%"),
             str(r["steps_to_exploit"]) if r["exploited"] else "–", f"{r['kl_to_init']:.2f}",
             f"{r['helpful_mean_tokens']:.1f}", f"{r['sneaky_mean_tokens']:.1f}",
             f"{r['verifier_phase_s']:.1f}", f"{r['prover_phase_s']:.1f}",
