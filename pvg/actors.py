@@ -144,7 +144,7 @@ class ProverActor:
             prompts = [prover_prompt(self.tok, q, r, self.tiny) for q, r in zip(questions, roles)]
             samples = generate(self.policy, self.tok, prompts, max_new_tokens=self.cfg.max_new_tokens,
                                temperature=self.cfg.temperature, top_p=self.cfg.top_p, greedy=greedy, seed=seed,
-                               calculator=self.cfg.calculator)
+                               calculator=self.cfg.calculator, calculator_answer=self.cfg.calculator_answer)
         self._last = samples
         return [{"text": s.text, "tokens": len(s.response_ids), "finished": s.finished} for s in samples]
 

@@ -8,6 +8,16 @@ of the initial prover's incorrect solutions were such slips of sampling. With th
 line's arithmetic is right, so a solution is wrong only by its choices (which numbers, which
 operation, which step), the thing a verifier can learn to check and a sneaky prover must hide.
 
+It also writes the final answer (`answer=True`, `prover.calculator_answer`): after a line opens
+with `####`, the last result the solution computed. Measured: once every line's arithmetic is
+right, the prover's own clerical slip is copying that result wrongly into `#### N` (in one game,
+half of the last round's wrong solutions that fooled the verifier), and a tiny verifier barely
+learns to see it. Judges taught on planted miscopied answers (`data.flaw_kinds: [...,
+miscopied_answer]`, three judging recipes) caught 56-69% of held-out ones, where the same judges
+caught 68-94% of misread numbers; and in a game whose sneaky role was taught them too, 65-87% of
+its wrong solutions were miscopied answers in every round, AUROC 0.65 -> 0.59 -> 0.79 -> 0.71 in
+four rounds. Like a wrong sum, a blind spot that leaves the game about clerical slips.
+
 Forced tokens are not the policy's choices: `generate` reports them so PPO leaves them out of the
 policy loss and the KL penalty.
 """
@@ -19,7 +29,7 @@ from fractions import Fraction
 
 import torch
 
-from pvg.solution_check import calc_value
+from pvg.solution_check import CALC, calc_value
 
 _NUM = r"-?\d+(?:\.\d+)?"
 # `12 + 5 =` at the end of the text (compact lines), or `<<12+5=` (GSM8K calculator annotations).
@@ -48,6 +58,19 @@ def completion(text: str) -> str | None:
     return None
 
 
+_ANSWER_LINE = re.compile(r"(?:^|\n)####$")
+
+
+def answer_completion(response: str) -> str | None:
+    """What the calculator writes after a response that has just opened its `####` answer line: the
+    last result it computed (`12 + 5 = 17`, or `<<12+5=17>>`); None before that line, or with no
+    calculation to repeat."""
+    if not _ANSWER_LINE.search(response):
+        return None
+    calcs = list(CALC.finditer(response))
+    return f" {calcs[-1].group(4)}" if calcs else None
+
+
 class Calculator:
     """A `LogitsProcessor`: forces the calculator's tokens, one per step, and records where it did.
 
@@ -56,11 +79,12 @@ class Calculator:
 
     LOOKBACK = 48  # tokens decoded to find the current line: longer than any `a op b =`
 
-    def __init__(self, tok, prompt_width: int):
+    def __init__(self, tok, prompt_width: int, answer: bool = True):
         self.tok = tok
         self.prompt_width = prompt_width
         vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
         self.eq_ids = {i for i, t in enumerate(vocab) if t is not None and t.rstrip().endswith("=")}
+        self.hash_ids = {i for i, t in enumerate(vocab) if t is not None and t.endswith("#")} if answer else set()
         self.queue: dict[int, list[int]] = {}
         self.forced: set[tuple[int, int]] = set()  # (row, response position)
 
@@ -70,6 +94,13 @@ class Calculator:
             if row not in self.queue and int(input_ids[row, -1]) in self.eq_ids:
                 tail = self.tok.decode(input_ids[row, -self.LOOKBACK:].tolist(), skip_special_tokens=True)
                 text = completion(tail.rsplit("\n", 1)[-1])
+                if text is not None:
+                    ids = self.tok(text, add_special_tokens=False)["input_ids"]
+                    if ids and self.tok.unk_token_id not in ids:
+                        self.queue[row] = ids
+            elif row not in self.queue and int(input_ids[row, -1]) in self.hash_ids:
+                response = self.tok.decode(input_ids[row, self.prompt_width:].tolist(), skip_special_tokens=True)
+                text = answer_completion(response)
                 if text is not None:
                     ids = self.tok(text, add_special_tokens=False)["input_ids"]
                     if ids and self.tok.unk_token_id not in ids:

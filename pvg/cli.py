@@ -85,7 +85,8 @@ def data_preview(
     for p in sides["prover"][:n]:
         body = [f"[bold]{escape(p.question)}[/]", "", "[green]reference[/]", escape(p.reference or "(none)")]
         for f in p.flawed:
-            body += ["", f"[red]flawed: {f.flaw.kind} at step {f.flaw.step + 1}[/]", escape(f.text)]
+            where = "in the answer line" if f.flaw.kind == "miscopied_answer" else f"at step {f.flaw.step + 1}"
+            body += ["", f"[red]flawed: {f.flaw.kind} {where}[/]", escape(f.text)]
         diff = f" · {p.difficulty.steps} steps, {p.difficulty.magnitude}-digit numbers" if p.difficulty else ""
         out.print(Panel("\n".join(body), title=f"{p.id} · answer {p.answer}{diff}", expand=False))
 

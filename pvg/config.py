@@ -40,7 +40,8 @@ class SplitConfig(_Strict):
         return self
 
 
-FlawKind = Literal["arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value"]
+FlawKind = Literal["arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value",
+                   "miscopied_answer"]
 
 
 class DataConfig(_Strict):
@@ -59,6 +60,9 @@ class DataConfig(_Strict):
     flaw_kinds: list[FlawKind] = Field(
         default_factory=lambda: ["arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value"],
         min_length=1,
+        description="the planted flaws of synthetic problems (the sneaky warm start's examples and the verifier's "
+                    "judging ones): a wrong step recomputed honestly after it; or, opt-in, `miscopied_answer`: every "
+                    "line right and the final `#### N` not the last result",
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
 
@@ -118,6 +122,9 @@ class ProverConfig(ModelConfig):
     calculator: bool = Field(
         False, description="write the result of every `a op b =` while sampling (pvg.calculator), as GSM8K's "
                            "own solutions were sampled; the prover then errs only in its reasoning")
+    calculator_answer: bool = Field(
+        True, description="with `calculator`, also write the final answer after `####`: the last result computed "
+                          "(a tiny verifier barely learns to check that copy; see pvg/calculator.py)")
 
 
 class VerifierConfig(ModelConfig):

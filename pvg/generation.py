@@ -33,8 +33,10 @@ def generate(
     batch_size: int = 256,
     seed: int | None = None,
     calculator: bool = False,
+    calculator_answer: bool = True,
 ) -> list[Sample]:
-    """`calculator`: results of `a op b =` are written by `pvg.calculator` (and marked as forced)."""
+    """`calculator`: results of `a op b =` are written by `pvg.calculator` (and marked as forced), and
+    with `calculator_answer` the final `#### N` too."""
     if seed is not None:
         torch.manual_seed(seed)
     model.eval()
@@ -45,7 +47,7 @@ def generate(
         chunk = list(prompts[start : start + batch_size])
         enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-        calc = Calculator(tok, enc["input_ids"].shape[1]) if calculator else None
+        calc = Calculator(tok, enc["input_ids"].shape[1], calculator_answer) if calculator else None
         if calc is not None:
             kwargs["logits_processor"] = LogitsProcessorList([calc])
         gen = model.generate(

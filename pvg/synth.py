@@ -17,7 +17,10 @@ from typing import Sequence
 
 from pvg.problems import Difficulty, Flaw, FlawedSolution, Problem, stable_id
 
-FLAW_KINDS = ("arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value")
+FLAW_KINDS = ("arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value", "miscopied_answer")
+# What is planted unless asked otherwise (`data.flaw_kinds`' default): the five that change a step.
+# `miscopied_answer` is opt-in, so the problems of every config written before it stay the same.
+DEFAULT_FLAW_KINDS = FLAW_KINDS[:5]
 MAX_VALUE = 9999
 
 # ("q", v) is a number read from the question, ("s", j) the result of step j.
@@ -122,8 +125,10 @@ def _operand(ref: Ref, values: list[int]) -> int:
     return ref[1] if ref[0] == "q" else values[ref[1]]
 
 
-def render(steps: Sequence[Step], values: list[int], style: str) -> str:
-    """`compact`: the tiny models' lines `12 + 5 = 17`; `gsm8k`: with `<<12+5=17>>` annotations."""
+def render(steps: Sequence[Step], values: list[int], style: str, answer: int | None = None) -> str:
+    """`compact`: the tiny models' lines `12 + 5 = 17`; `gsm8k`: with `<<12+5=17>>` annotations.
+
+    `answer` is the final `#### N` when it is not the last line's result (a miscopied answer)."""
     lines = []
     for st, v in zip(steps, values):
         a, b = _operand(st.left, values), _operand(st.right, values)
@@ -132,7 +137,7 @@ def render(steps: Sequence[Step], values: list[int], style: str) -> str:
             lines.append(f"{cue}: {a} {st.op} {b} = {v}")
         else:
             lines.append(f"{cue}: {a}{st.op}{b} = <<{a}{st.op}{b}={v}>>{v}")
-    lines.append(f"#### {values[-1]}")
+    lines.append(f"#### {values[-1] if answer is None else answer}")
     return "\n".join(lines)
 
 
@@ -200,14 +205,28 @@ def _redirect(steps: list[Step], old: int, new: Ref) -> list[Step]:
     return [Step(s.op, fix(s.left), fix(s.right), s.cue) for j, s in enumerate(steps) if j != old]
 
 
-def plant_flaw(steps: list[Step], kind: str, k: int, rng: random.Random) -> tuple[list[Step], dict[int, int]] | None:
-    """The program with one flaw at step k (and the slip, if any); None if the kind can't apply there."""
+@dataclass(frozen=True)
+class Planted:
+    steps: list[Step]
+    slip: dict[int, int]  # step -> what its written result is off by (an arithmetic slip)
+    answer_off: int = 0  # what the final `#### N` is off by from the last result (a miscopied answer)
+
+
+def plant_flaw(steps: list[Step], kind: str, k: int, rng: random.Random) -> Planted | None:
+    """The program with one flaw at step k; None if the kind can't apply there."""
     st = steps[k]
     if kind == "arithmetic_slip":
-        return list(steps), {k: rng.choice([1, -1, 2, -2, 10, -10])}
+        return Planted(list(steps), {k: rng.choice([1, -1, 2, -2, 10, -10])})
+    if kind == "miscopied_answer":
+        # Every line right, the `#### N` line not the last result: the error the tiny prover makes
+        # most by itself once its lines are calculator-checked. Planted at the last step only, so
+        # there is one per solution and `step` names the result that was copied wrongly.
+        if k != len(steps) - 1:
+            return None
+        return Planted(list(steps), {}, rng.choice([1, -1, 2, -2, 10, -10]))
     if kind == "wrong_operation":
         swapped = {"+": "-", "-": "+", "*": "+", "/": "-"}[st.op]
-        return steps[:k] + [Step(swapped, st.left, st.right, st.cue)] + steps[k + 1 :], {}
+        return Planted(steps[:k] + [Step(swapped, st.left, st.right, st.cue)] + steps[k + 1 :], {})
     if kind == "misread_quantity":
         if st.right[0] != "q":
             return None
@@ -215,7 +234,7 @@ def plant_flaw(steps: list[Step], kind: str, k: int, rng: random.Random) -> tupl
         digits = str(b)
         options = [b + 1, b + 2, b - 1] + ([int(digits[::-1])] if len(digits) == 2 and digits[0] != digits[1] else [])
         options = [o for o in options if o > 0 and o != b]
-        return steps[:k] + [Step(st.op, st.left, ("q", rng.choice(options)), st.cue)] + steps[k + 1 :], {}
+        return Planted(steps[:k] + [Step(st.op, st.left, ("q", rng.choice(options)), st.cue)] + steps[k + 1 :], {})
     if kind == "dropped_step":
         if len(steps) < 2 or st.left[0] != "s" and k != 0:
             return None
@@ -223,12 +242,12 @@ def plant_flaw(steps: list[Step], kind: str, k: int, rng: random.Random) -> tupl
             return None
         if any(s.right == ("s", k) for s in steps):  # dropping a sub-product would orphan its use
             return None
-        return _redirect(steps, k, st.left), {}
+        return Planted(_redirect(steps, k, st.left), {})
     if kind == "stale_value":
         if k == 0 or st.left != ("s", k - 1):
             return None
         prev = steps[k - 1]
-        return steps[:k] + [Step(st.op, prev.left, st.right, st.cue)] + steps[k + 1 :], {}
+        return Planted(steps[:k] + [Step(st.op, prev.left, st.right, st.cue)] + steps[k + 1 :], {})
     raise ValueError(f"unknown flaw kind {kind!r}")
 
 
@@ -246,19 +265,22 @@ def flawed_solutions(
         planted = plant_flaw(steps, kind, k, rng)
         if planted is None:
             continue
-        new_steps, slip = planted
-        values = execute(new_steps, slip)
-        if values is None or values[-1] == answer:
+        values = execute(planted.steps, planted.slip)
+        if values is None:
             continue
-        compact = render(new_steps, values, "compact")
+        final = values[-1] + planted.answer_off
+        if final == answer or not 0 <= final <= MAX_VALUE:
+            continue
+        written = final if planted.answer_off else None
+        compact = render(planted.steps, values, "compact", written)
         if any(f.compact == compact for f in out):  # e.g. dropping either of two identical steps
             continue
         seen.add((kind, k))
         out.append(
             FlawedSolution(
-                text=render(new_steps, values, "gsm8k"),
+                text=render(planted.steps, values, "gsm8k", written),
                 compact=compact,
-                answer=str(values[-1]),
+                answer=str(final),
                 flaw=Flaw(kind=kind, step=k),
             )
         )
@@ -274,7 +296,7 @@ def generate(
     flaws_per_problem: int = 2,
     max_operand: int = 20,
     max_value: int = 200,
-    flaw_kinds: Sequence[str] = FLAW_KINDS,
+    flaw_kinds: Sequence[str] = DEFAULT_FLAW_KINDS,
 ) -> list[Problem]:
     """`n` distinct problems, each with `flaws_per_problem` flawed solutions (fewer only if impossible)."""
     rng = random.Random(seed)

@@ -54,6 +54,7 @@ class WarmStart:
 ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("verifier", "tiny", "numbers"): "digits",
     ("warmstart", "verifier_pretrain_batch_size"): None,
+    ("prover", "calculator_answer"): False,
 }
 
 
@@ -62,15 +63,18 @@ def cache_key(cfg: PvgConfig) -> str:
         "format": WARMSTART_FORMAT,
         "seed": cfg.run.seed,
         "data": cfg.data.model_dump(mode="json"),
-        "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature", "calculator"}),
+        "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature", "calculator",
+                                                               "calculator_answer"}),
         "verifier": cfg.verifier.model_dump(mode="json", include={"model", "tiny", "lr", "batch_pairs", "center_coef",
                                                                    "max_length"}),
         "warmstart": cfg.warmstart.model_dump(mode="json"),
     }
+    if not cfg.prover.calculator:  # the answer is written by the calculator only when there is one
+        del determined_by["prover"]["calculator_answer"]
     for (*parents, name), before in ADDED_LATER.items():
         section = functools.reduce(dict.__getitem__, parents, determined_by)
-        if section[name] == before:
-            del section[name]
+        if section.get(name, before) == before:
+            section.pop(name, None)
     return hashlib.sha256(json.dumps(determined_by, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -97,7 +101,7 @@ def sft_examples(problems: list[Problem], sneaky_fraction: float, seed: int) -> 
 
 
 def evaluate_roles(model, tok, problems: list[Problem], *, tiny: bool, max_new_tokens: int, temperature: float,
-                   seed: int, calculator: bool = False) -> dict:
+                   seed: int, calculator: bool = False, calculator_answer: bool = True) -> dict:
     """Both roles sampled as in the game (at the prover's temperature), and greedily for reference.
 
     The sampled rates are the headline: they are what the game starts from. Greedy decoding
@@ -108,7 +112,8 @@ def evaluate_roles(model, tok, problems: list[Problem], *, tiny: bool, max_new_t
     for greedy, suffix in ((False, ""), (True, "_greedy")):
         for role in ROLES:
             samples = generate(model, tok, prompts[role], max_new_tokens=max_new_tokens, greedy=greedy,
-                               temperature=temperature, seed=seed, calculator=calculator)
+                               temperature=temperature, seed=seed, calculator=calculator,
+                               calculator_answer=calculator_answer)
             rate = sum(is_correct(s.text, p.answer) for s, p in zip(samples, problems)) / len(problems)
             if role == "helpful":
                 result["helpful_pass_rate" + suffix] = rate
@@ -185,7 +190,8 @@ def warm_prover(cfg: PvgConfig, tok, train: list[Problem], test: list[Problem], 
     metrics = {"prover_params": num_params(prover), "prover_final_loss": sum(losses[-20:]) / len(losses[-20:])}
     test = test[: cfg.warmstart.eval_problems]
     metrics |= evaluate_roles(prover, tok, test, tiny=True, max_new_tokens=cfg.prover.max_new_tokens,
-                              temperature=cfg.prover.temperature, seed=cfg.run.seed, calculator=cfg.prover.calculator)
+                              temperature=cfg.prover.temperature, seed=cfg.run.seed, calculator=cfg.prover.calculator,
+                              calculator_answer=cfg.prover.calculator_answer)
     return metrics | {"eval_problems": len(test)}
 
 

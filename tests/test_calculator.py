@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 import torch
 
-from pvg.calculator import completion, format_number
+from pvg.calculator import Calculator, answer_completion, completion, format_number
 from pvg.generation import generate
 from pvg.ppo import PPOTrainer, pad_episodes
 from pvg.solution_check import error_kind, first_departure, wrong_calculations
@@ -29,6 +29,18 @@ from pvg.tokenizer import train_tokenizer
 ])
 def test_completion(text, expected):
     assert completion(text) == expected
+
+
+@pytest.mark.parametrize("response, expected", [
+    ("buys 5 more: 12 + 5 = 17\ngives away 3: 17 - 3 = 14\n####", " 14"),
+    ("so 48/2 = <<48/2=24>>24 clips\n####", " 24"),
+    ("buys 5 more: 12 + 5 = 17\n###", None),  # the answer line is not open yet
+    ("buys 5 more: 12 + 5 = 17\n#### 17", None),  # already answered
+    ("####", None),  # nothing computed to repeat
+    ("a: 2 # 3\n2 + 2 = 4 ####", None),  # `####` that does not open a line
+])
+def test_answer_completion(response, expected):
+    assert answer_completion(response) == expected
 
 
 def test_format_number():
@@ -75,6 +87,28 @@ def test_sampling_with_calculator_forces_right_results(tiny_model):
     plain = generate(model, tok, prompts, max_new_tokens=6, temperature=1.0, seed=0, calculator=False)
     assert all(s.forced is None for s in plain)
     assert [s.text for s in plain] != [s.text for s in samples]
+
+
+@pytest.mark.parametrize("answer", [True, False])
+def test_calculator_writes_the_answer_line(tiny_model, answer):
+    """Once the response opens `####`, the last result is forced, token by token (with `answer`)."""
+    _, tok = tiny_model
+    prompt = tok("<helpful> Sam has 12 pens.\n", add_special_tokens=False)["input_ids"]
+    response = tok("buys 5 more: 12 + 5 = 17\n####", add_special_tokens=False)["input_ids"]
+    want = tok(" 17", add_special_tokens=False)["input_ids"]
+    calc = Calculator(tok, len(prompt), answer=answer)
+    ids = prompt + response
+    for step in range(len(want)):
+        scores = calc(torch.tensor([ids]), torch.zeros(1, len(tok)))
+        chosen = int(scores[0].argmax())
+        if not answer:
+            assert (scores == 0).all() and not calc.forced
+            return
+        assert chosen == want[step] and scores[0].isinf().sum() == len(tok) - 1
+        ids = ids + [chosen]
+    assert calc.forced == {(0, len(response) + j) for j in range(len(want))}
+    assert tok.decode(ids[len(prompt):]).endswith("#### 17")
+    assert (calc(torch.tensor([ids]), torch.zeros(1, len(tok))) == 0).all()  # and then nothing more
 
 
 def test_forced_tokens_are_not_actions():

@@ -25,7 +25,7 @@ from pvg.cli import app
 from pvg.plots import run_labels
 from pvg.report import DEPARTS, WRONG_CALC, line_marks
 from pvg.runview import load_run
-from pvg.synth import generate
+from pvg.synth import FLAW_KINDS, generate
 from pvgrun import assert_user_error, env, pvg_cmd
 
 WIDE = {"COLUMNS": "200"}
@@ -257,7 +257,7 @@ def test_report_marks_where_wrong_solutions_go_wrong(report_html):
 
 def test_line_marks_find_the_planted_flaw():
     checked = 0
-    for p in generate(60, seed=5, min_steps=2, max_steps=5):
+    for p in generate(60, seed=5, min_steps=2, max_steps=5, flaw_kinds=FLAW_KINDS):
         assert line_marks(p.compact_reference, True, p)[1] == {}
         ref = p.compact_reference.splitlines()
         for f in p.flawed:
@@ -268,6 +268,8 @@ def test_line_marks_find_the_planted_flaw():
             assert lines[:d] == ref[:d] and lines[d] != ref[d]
             if f.flaw.kind == "dropped_step":  # the next line can read like the dropped one ("3 times" twice)
                 assert d >= f.flaw.step, (f, marks)
+            elif f.flaw.kind == "miscopied_answer":  # the `#### N` line after the last step
+                assert d == f.flaw.step + 1 == len(lines) - 1, (f, marks)
             else:
                 assert d == f.flaw.step, (f, marks)
             slips = [i for i, m in marks.items() if WRONG_CALC in m]

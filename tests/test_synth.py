@@ -37,7 +37,7 @@ def valid(a: int, op: str, b: int, c: int) -> bool:
 
 @pytest.fixture(scope="module")
 def problems():
-    return generate(500, seed=3, min_steps=2, max_steps=6)
+    return generate(500, seed=3, min_steps=2, max_steps=6, flaw_kinds=FLAW_KINDS)
 
 
 def test_deterministic_and_seed_dependent():
@@ -124,7 +124,12 @@ def test_flaw_is_one_changed_step(problems):
             ctx = (f.flaw, p.compact_reference, f.compact)
             k = f.flaw.step
             assert 0 <= k < len(ref), ctx
-            assert str(final) == f.answer == str(lines[-1][3]), ctx
+            assert str(final) == f.answer, ctx
+            if f.flaw.kind == "miscopied_answer":  # every line the reference's, only `#### N` off
+                assert k == len(ref) - 1 and lines == ref, ctx
+                assert final != lines[-1][3], ctx
+                continue
+            assert f.answer == str(lines[-1][3]), ctx
             assert all(min(a, b, c) >= 0 for a, _, b, c in lines), ctx
             bad = [j for j, line in enumerate(lines) if not valid(*line)]
             assert f.compact != p.compact_reference, ctx
@@ -156,6 +161,12 @@ def test_every_flaw_kind_appears(problems):
     kinds = Counter(f.flaw.kind for p in problems for f in p.flawed)
     assert set(kinds) == set(FLAW_KINDS)
     assert min(kinds.values()) >= 20, kinds
+
+
+def test_default_kinds_leave_the_answer_line_alone():
+    """`miscopied_answer` is opt-in: a config that names no kinds gets the problems it always had."""
+    ps = generate(200, seed=3)
+    assert {f.flaw.kind for p in ps for f in p.flawed} == set(FLAW_KINDS) - {"miscopied_answer"}
 
 
 def test_flaw_kinds_restricted():

@@ -52,6 +52,14 @@ def test_a_dropped_step_is_wrong_where_the_text_departs(tok):
     assert set(y for _, y in part[:first_bad]) == {1} and set(y for _, y in part[first_bad:]) == {0}
 
 
+def test_a_miscopied_answer_is_wrong_only_in_its_answer(tok):
+    # Every line is the reference's; only the final number is not the last line's result, so the
+    # one token judged wrong is the answer itself, which is where the verifier's score is read.
+    part = solution_part(labelled(tok, REFERENCE.replace("#### 14", "#### 15")))
+    assert "".join(t for t, _ in part).endswith("#### 15")
+    assert [y for _, y in part] == [1] * (len(part) - 1) + [0], part  # "15" is "1" "5" here: "1" is right
+
+
 def test_token_logits_reads_the_score_head_at_every_position(tok):
     from pvg.config import TinyModelConfig
     from pvg.models import build_tiny_causal_lm, load_verifier

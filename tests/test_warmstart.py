@@ -166,3 +166,15 @@ def test_options_added_later_leave_existing_cache_keys_alone():
     assert cache_key(cfg) == "7133ca720f623998"
     assert cache_key(load_config(None, MICRO + ["run.cache_dir=/x", "warmstart.verifier_pretrain_batch_size=32"])) != \
         cache_key(cfg)
+
+
+def test_the_calculators_answer_is_in_the_key_only_when_it_writes_one():
+    """`prover.calculator_answer` changes what the warm start's role evaluation samples, so a cache made
+    without it (calculator on) is not reused for it; off, it hashes as before it existed. The literal
+    is MICRO's key with the calculator on, computed by the code before the option (commit f65632a)."""
+    on = MICRO + ["run.cache_dir=/x", "prover.calculator=true"]
+    assert cache_key(load_config(None, on + ["prover.calculator_answer=false"])) == "2b8493ec1ac19f27"
+    assert cache_key(load_config(None, on)) != "2b8493ec1ac19f27"
+    # Without a calculator there is nothing to write the answer: the option leaves the key alone.
+    assert cache_key(load_config(None, MICRO + ["run.cache_dir=/x", "prover.calculator_answer=false"])) == \
+        "7133ca720f623998"
