@@ -218,9 +218,10 @@ def plant_flaw(steps: list[Step], kind: str, k: int, rng: random.Random) -> Plan
     if kind == "arithmetic_slip":
         return Planted(list(steps), {k: rng.choice([1, -1, 2, -2, 10, -10])})
     if kind == "miscopied_answer":
-        # Every line right, the `#### N` line not the last result: the error the tiny prover makes
-        # most by itself once its lines are calculator-checked. Planted at the last step only, so
-        # there is one per solution and `step` names the result that was copied wrongly.
+        # Every line right, the `#### N` line not the last result: the slip a tiny prover whose lines
+        # are calculator-checked still makes when it copies the answer itself (`prover.calculator_answer`
+        # off). Planted at the last step only, so there is one per solution and `step` names the
+        # result that was copied wrongly.
         if k != len(steps) - 1:
             return None
         return Planted(list(steps), {}, rng.choice([1, -1, 2, -2, 10, -10]))
