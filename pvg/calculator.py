@@ -91,20 +91,11 @@ class Calculator:
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         step = input_ids.shape[1] - self.prompt_width
         for row in range(input_ids.shape[0]):
-            if row not in self.queue and int(input_ids[row, -1]) in self.eq_ids:
-                tail = self.tok.decode(input_ids[row, -self.LOOKBACK:].tolist(), skip_special_tokens=True)
-                text = completion(tail.rsplit("\n", 1)[-1])
-                if text is not None:
-                    ids = self.tok(text, add_special_tokens=False)["input_ids"]
-                    if ids and self.tok.unk_token_id not in ids:
-                        self.queue[row] = ids
-            elif row not in self.queue and int(input_ids[row, -1]) in self.hash_ids:
-                response = self.tok.decode(input_ids[row, self.prompt_width:].tolist(), skip_special_tokens=True)
-                text = answer_completion(response)
-                if text is not None:
-                    ids = self.tok(text, add_special_tokens=False)["input_ids"]
-                    if ids and self.tok.unk_token_id not in ids:
-                        self.queue[row] = ids
+            text = None if row in self.queue else self._completion(input_ids[row])
+            if text is not None:
+                ids = self.tok(text, add_special_tokens=False)["input_ids"]
+                if ids and self.tok.unk_token_id not in ids:
+                    self.queue[row] = ids
             pending = self.queue.get(row)
             if pending:
                 forced = pending.pop(0)
@@ -114,3 +105,13 @@ class Calculator:
                 if not pending:
                     del self.queue[row]
         return scores
+
+    def _completion(self, ids: torch.LongTensor) -> str | None:
+        """What to write after this row's text, decoded only when its last token could call for it."""
+        last = int(ids[-1])
+        if last in self.eq_ids:
+            tail = self.tok.decode(ids[-self.LOOKBACK:].tolist(), skip_special_tokens=True)
+            return completion(tail.rsplit("\n", 1)[-1])
+        if last in self.hash_ids:
+            return answer_completion(self.tok.decode(ids[self.prompt_width:].tolist(), skip_special_tokens=True))
+        return None

@@ -120,13 +120,11 @@ def train(
                                           help="Ray cluster to join (default: start a local Ray)."),
 ) -> None:
     """Play the prover-verifier game: verifier and prover rounds until the sneaky prover stops fooling the verifier."""
-    from pvg.config import check_resume_keys
     from pvg.orchestrator import Orchestrator, default_run_dir
 
     if resume is not None:
         if config is not None:
             raise PvgError("--resume takes the run's own config.yaml; drop CONFIG")
-        check_resume_keys(set or [])
         orch = Orchestrator.for_resume(resume, set, address=address)
     else:
         if config is None:

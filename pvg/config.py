@@ -386,33 +386,11 @@ RESUME_SETTABLE = ("game.max_rounds",)
 
 def check_resume_keys(overrides: list[str]) -> None:
     """`--set` overrides for a resumed run: only `RESUME_SETTABLE` keys (checked by name, before any file is read)."""
-    _refuse_unsettable([o.split("=", 1)[0].strip() for o in overrides])
-
-
-def check_resume_changes(saved: PvgConfig, resumed: PvgConfig) -> list[str]:
-    """The keys a resumed run's overrides change in its config.yaml, refused unless all are `RESUME_SETTABLE`."""
-    changed = _changed_keys(saved.model_dump(mode="json"), resumed.model_dump(mode="json"))
-    _refuse_unsettable(changed)
-    return changed
-
-
-def _refuse_unsettable(keys: list[str]) -> None:
-    fixed = [k for k in keys if k not in RESUME_SETTABLE]
+    fixed = [k for k in (o.split("=", 1)[0].strip() for o in overrides) if k not in RESUME_SETTABLE]
     if fixed:
         raise ConfigError(f"--resume cannot change {', '.join(fixed)}: the run's earlier rounds were made with its "
                           f"config.yaml. With --resume, --set takes only {', '.join(RESUME_SETTABLE)}; for anything "
                           "else start a new run")
-
-
-def _changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for name in before.keys() | after.keys():
-        a, b = before.get(name), after.get(name)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _changed_keys(a, b, f"{prefix}{name}.")
-        elif a != b:
-            keys.append(prefix + name)
-    return sorted(keys)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> PvgConfig:

@@ -21,7 +21,7 @@ import ray
 
 from pvg import storage
 from pvg.actors import check_cluster, place_groups
-from pvg.config import GameConfig, PvgConfig, check_resume_changes, load_config
+from pvg.config import GameConfig, PvgConfig, check_resume_keys, load_config
 from pvg.dataset import load_split
 from pvg.errors import PvgError
 from pvg.grading import extract_answer, is_correct
@@ -74,15 +74,16 @@ class Orchestrator:
     def for_resume(cls, run_dir: str | Path, overrides: list[str] | None = None, **kw) -> "Orchestrator":
         """A run continued with its own config.yaml; `overrides` may change only when the game ends
         (`pvg.config.RESUME_SETTABLE`), never what earlier rounds were made with."""
+        overrides = list(overrides or [])
+        check_resume_keys(overrides)
         if storage.is_uri(run_dir):
-            saved, cfg = (_remote_config(str(run_dir), o) for o in ([], overrides or []))
+            saved, cfg = _remote_config(str(run_dir), overrides)
         else:
             rf = RunFolder(run_dir)
             if not rf.config_path.is_file():
                 raise PvgError(f"{run_dir} is not a pvg run folder (no config.yaml); start a run with `pvg train CONFIG`")
-            saved, cfg = (load_config(rf.config_path, o) for o in ([], overrides or []))
-        changed = check_resume_changes(saved, cfg)
-        return cls(cfg, run_dir, resume=True, saved_cfg=saved if changed else None, **kw)
+            saved, cfg = _saved_and_resumed(rf.config_path, overrides)
+        return cls(cfg, run_dir, resume=True, saved_cfg=saved if cfg != saved else None, **kw)
 
     def _prepare_folder(self) -> None:
         rf = self.rf
@@ -443,8 +444,14 @@ def default_run_dir(cfg: PvgConfig) -> str | Path:
     return Path(cfg.run.out_dir) / cfg.run.name
 
 
-def _remote_config(uri: str, overrides: list[str] | None = None) -> PvgConfig:
-    """A URI run's own config.yaml, read before anything is staged (the lock is not taken yet)."""
+def _saved_and_resumed(path: Path, overrides: list[str]) -> tuple[PvgConfig, PvgConfig]:
+    """A run's config.yaml as saved, and as the resume's `--set` overrides make it."""
+    return load_config(path), load_config(path, overrides)
+
+
+def _remote_config(uri: str, overrides: list[str]) -> tuple[PvgConfig, PvgConfig]:
+    """A URI run's own config.yaml (saved, resumed), read once before anything is staged (the lock is
+    not taken yet)."""
     text = storage.read_text(storage.join(uri, "config.yaml"))
     if text is None:
         raise PvgError(f"{uri} is not a pvg run folder (no config.yaml); start a run with `pvg train CONFIG`")
@@ -452,7 +459,7 @@ def _remote_config(uri: str, overrides: list[str] | None = None) -> PvgConfig:
         path = Path(tmp) / "config.yaml"
         path.write_text(text)
         try:
-            return load_config(path, overrides)
+            return _saved_and_resumed(path, overrides)
         except PvgError as e:
             raise type(e)(str(e).replace(str(path), storage.join(uri, "config.yaml"))) from None
 

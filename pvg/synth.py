@@ -128,7 +128,7 @@ def _operand(ref: Ref, values: list[int]) -> int:
 def render(steps: Sequence[Step], values: list[int], style: str, answer: int | None = None) -> str:
     """`compact`: the tiny models' lines `12 + 5 = 17`; `gsm8k`: with `<<12+5=17>>` annotations.
 
-    `answer` is the final `#### N` when it is not the last line's result (a miscopied answer)."""
+    `answer` is the final `#### N` (default: the last line's result; another for a miscopied answer)."""
     lines = []
     for st, v in zip(steps, values):
         a, b = _operand(st.left, values), _operand(st.right, values)
@@ -272,14 +272,13 @@ def flawed_solutions(
         final = values[-1] + planted.answer_off
         if final == answer or not 0 <= final <= MAX_VALUE:
             continue
-        written = final if planted.answer_off else None
-        compact = render(planted.steps, values, "compact", written)
+        compact = render(planted.steps, values, "compact", final)
         if any(f.compact == compact for f in out):  # e.g. dropping either of two identical steps
             continue
         seen.add((kind, k))
         out.append(
             FlawedSolution(
-                text=render(planted.steps, values, "gsm8k", written),
+                text=render(planted.steps, values, "gsm8k", final),
                 compact=compact,
                 answer=str(final),
                 flaw=Flaw(kind=kind, step=k),

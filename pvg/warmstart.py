@@ -69,12 +69,12 @@ def cache_key(cfg: PvgConfig) -> str:
                                                                    "max_length"}),
         "warmstart": cfg.warmstart.model_dump(mode="json"),
     }
-    if not cfg.prover.calculator:  # the answer is written by the calculator only when there is one
-        del determined_by["prover"]["calculator_answer"]
+    # What the answer setting does: nothing without a calculator, so off then, as before it existed.
+    determined_by["prover"]["calculator_answer"] = cfg.prover.calculator and cfg.prover.calculator_answer
     for (*parents, name), before in ADDED_LATER.items():
         section = functools.reduce(dict.__getitem__, parents, determined_by)
-        if section.get(name, before) == before:
-            section.pop(name, None)
+        if section[name] == before:
+            del section[name]
     return hashlib.sha256(json.dumps(determined_by, sort_keys=True).encode()).hexdigest()[:16]
 
 
