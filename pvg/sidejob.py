@@ -22,6 +22,7 @@ class SideJob:
     """`fn(*args, add_bar)` running in a spawned process with `threads` torch threads."""
 
     def __init__(self, fn: Callable[..., Any], args: tuple, threads: int):
+        _reenter_working_dir()  # spawn hands the child our cwd
         ctx = mp.get_context("spawn")  # never fork a process that holds torch threads (and maybe Ray)
         self._name = fn.__name__
         self._queue = ctx.Queue()
@@ -77,6 +78,27 @@ class SideJob:
                 self._bars[msg[1]](msg[2], **msg[3])
             else:
                 self._outcome = msg
+
+
+def _reenter_working_dir() -> None:
+    """Step back into our working folder by its path when the folder we stand in was replaced.
+
+    A Ray job's driver runs in the job's unpacked `working_dir`; when a second Ray node on the same
+    machine (a test cluster, or two raylets sharing a temp dir) unpacks the same package, it replaces
+    that folder, and `os.getcwd()`, which spawn calls, fails although the path exists again with the
+    same files. The shell that started us recorded the path in PWD.
+    """
+    try:
+        os.getcwd()
+        return
+    except FileNotFoundError:
+        pass
+    path = os.environ.get("PWD", "")
+    if path and os.path.isdir(path):
+        os.chdir(path)
+        return
+    raise PvgError(f"the working folder of this process is gone{f' ({path})' if path else ''}: cannot start "
+                   "a second process from it; run from a folder that stays in place")
 
 
 def _child(fn: Callable[..., Any], args: tuple, threads: int, out: mp.Queue, parent: int) -> None:

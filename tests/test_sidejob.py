@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pvg.errors import PvgError
@@ -50,3 +52,29 @@ def test_errors_in_the_child_are_raised_here(fn, message):
     with pytest.raises(PvgError, match=message):
         job.result(lambda d, t: (lambda n=1, **f: None))
     job.stop()
+
+
+def test_starts_from_a_working_folder_replaced_under_it(tmp_path, monkeypatch):
+    """What a Ray job's driver sees when another node on its machine unpacks the job's package again."""
+    here = tmp_path / "_ray_pkg_x"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("PWD", str(here))
+    here.rmdir()
+    here.mkdir()  # the same path, a new folder: our cwd is the old one, deleted
+    with pytest.raises(FileNotFoundError):
+        os.getcwd()
+    job = SideJob(count_to, (3,), threads=1)
+    assert job.result(lambda d, t: (lambda n=1, **f: None)) == {"counted": 3}
+    job.stop()
+    assert os.getcwd() == str(here)
+
+
+def test_a_working_folder_gone_for_good_is_a_clear_error(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    monkeypatch.setenv("PWD", str(gone))
+    gone.rmdir()
+    with pytest.raises(PvgError, match="working folder of this process is gone"):
+        SideJob(count_to, (3,), threads=1)
