@@ -54,13 +54,18 @@ def test_errors_in_the_child_are_raised_here(fn, message):
     job.stop()
 
 
+def _stand_in_removed_folder(folder, monkeypatch) -> None:
+    """Make `folder` our cwd (and PWD, as a shell records it), then delete it under us."""
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("PWD", str(folder))
+    folder.rmdir()
+
+
 def test_starts_from_a_working_folder_replaced_under_it(tmp_path, monkeypatch):
     """What a Ray job's driver sees when another node on its machine unpacks the job's package again."""
     here = tmp_path / "_ray_pkg_x"
-    here.mkdir()
-    monkeypatch.chdir(here)
-    monkeypatch.setenv("PWD", str(here))
-    here.rmdir()
+    _stand_in_removed_folder(here, monkeypatch)
     here.mkdir()  # the same path, a new folder: our cwd is the old one, deleted
     with pytest.raises(FileNotFoundError):
         os.getcwd()
@@ -71,10 +76,6 @@ def test_starts_from_a_working_folder_replaced_under_it(tmp_path, monkeypatch):
 
 
 def test_a_working_folder_gone_for_good_is_a_clear_error(tmp_path, monkeypatch):
-    gone = tmp_path / "gone"
-    gone.mkdir()
-    monkeypatch.chdir(gone)
-    monkeypatch.setenv("PWD", str(gone))
-    gone.rmdir()
+    _stand_in_removed_folder(tmp_path / "gone", monkeypatch)
     with pytest.raises(PvgError, match="working folder of this process is gone"):
         SideJob(count_to, (3,), threads=1)
