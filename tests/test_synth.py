@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from pvg.grading import is_correct
-from pvg.synth import FLAW_KINDS, generate
+from pvg.synth import DEFAULT_FLAW_KINDS, FLAW_KINDS, generate
 
 # "<the question's words for the step>: a op b = c"
 LINE = re.compile(r"^[^:\n]+: (\d+) ([-+*/]) (\d+) = (-?\d+)$")
@@ -167,6 +167,17 @@ def test_default_kinds_leave_the_answer_line_alone():
     """`miscopied_answer` is opt-in: a config that names no kinds gets the problems it always had."""
     ps = generate(200, seed=3)
     assert {f.flaw.kind for p in ps for f in p.flawed} == set(FLAW_KINDS) - {"miscopied_answer"}
+
+
+def test_the_configs_flaw_kinds_are_the_generators():
+    """`data.flaw_kinds` is validated and defaulted in pvg.config, which imports nothing of the data
+    side: its kinds and its default must stay the ones synth plants and plants by default."""
+    from typing import get_args
+
+    from pvg.config import DataConfig, FlawKind
+
+    assert get_args(FlawKind) == FLAW_KINDS
+    assert DataConfig().flaw_kinds == list(DEFAULT_FLAW_KINDS)
 
 
 def test_flaw_kinds_restricted():
