@@ -103,7 +103,7 @@ class VerifierTinyConfig(TinyModelConfig):
     intermediate_size: int = Field(128, ge=8)
     numbers: Literal["digits", "whole"] = Field(
         "digits", description="how the tiny verifier's own tokenizer splits numbers: `digits` (the prover's "
-                              "tokenizer) or `whole` (each number of the corpus one token; see pvg.tokenizer)")
+                              "tokenizer) or `whole` (each number of the corpus one token; see pvg.data.tokenizer)")
 
 
 class ModelConfig(_Strict):
@@ -120,11 +120,11 @@ class ProverConfig(ModelConfig):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     calculator: bool = Field(
-        False, description="write the result of every `a op b =` while sampling (pvg.calculator), as GSM8K's "
+        False, description="write the result of every `a op b =` while sampling (pvg.game.calculator), as GSM8K's "
                            "own solutions were sampled; the prover then errs only in its reasoning")
     calculator_answer: bool = Field(
         True, description="with `calculator`, also write the final answer after `####`: the last result computed "
-                          "(a tiny verifier barely learns to check that copy; see pvg/calculator.py)")
+                          "(a tiny verifier barely learns to check that copy; see pvg/game/calculator.py)")
 
 
 class VerifierConfig(ModelConfig):

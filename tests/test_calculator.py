@@ -8,12 +8,12 @@ from fractions import Fraction
 import pytest
 import torch
 
-from pvg.calculator import Calculator, answer_completion, completion, format_number
-from pvg.generation import generate
-from pvg.ppo import PPOTrainer, pad_episodes
-from pvg.solution_check import error_kind, first_departure, wrong_calculations
-from pvg.synth import generate as synth_generate
-from pvg.tokenizer import train_tokenizer
+from pvg.game.calculator import Calculator, answer_completion, completion, format_number
+from pvg.game.generation import generate
+from pvg.game.ppo import PPOTrainer, pad_episodes
+from pvg.data.solution_check import error_kind, first_departure, wrong_calculations
+from pvg.data.synth import generate as synth_generate
+from pvg.data.tokenizer import train_tokenizer
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -156,6 +156,6 @@ def test_ppo_gives_forced_tokens_no_gradient():
     ("a: 2 + 2 = 4\nb: 4 * 3 = 12\n#### 13", "answer_line"),
 ])
 def test_departure_kind(text, kind):
-    from pvg.solution_check import departure_kind
+    from pvg.data.solution_check import departure_kind
 
     assert departure_kind(text, "a: 2 + 2 = 4\nb: 4 * 3 = 12\n#### 12") == kind

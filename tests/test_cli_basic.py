@@ -5,7 +5,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pvg.cli import app
-from pvg.problems import load_jsonl
+from pvg.data.problems import load_jsonl
 
 # A fixed width makes rich's rendering independent of the terminal pytest runs in.
 WIDE = {"COLUMNS": "200"}

@@ -2,7 +2,7 @@
 
 The central promise is that an exported verifier is usable without pvg: plain transformers in a
 fresh process must give the scores `pvg score` gives, and those must be the game's own scores. The
-rest pins the round-selection rules, the metric definitions against `pvg.metrics`, answer grading,
+rest pins the round-selection rules, the metric definitions against `pvg.game.metrics`, answer grading,
 and that every bad input is one line, exit code 2, and leaves no half-written output behind.
 
 In-process tests use an app holding only this module's commands (the `pvg` app also carries other
@@ -25,11 +25,11 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from pvg import cli_export
+from pvg.cli import export as cli_export
 from pvg.errors import PvgError
-from pvg.export import BEST_RULE, RunInfo, atomic_dir, choose_round
-from pvg.grading import extract_answer
-from pvg.metrics import acceptance_threshold, auroc, legibility_metrics
+from pvg.export.hf import BEST_RULE, RunInfo, atomic_dir, choose_round
+from pvg.data.grading import extract_answer
+from pvg.game.metrics import acceptance_threshold, auroc, legibility_metrics
 from pvgrun import env, pvg_cmd
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pvg.grading import extract_answer, is_correct, parse_number
+from pvg.data.grading import extract_answer, is_correct, parse_number
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared/data/gsm8k"
 

@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pvg import cli_eval_human
+from pvg.cli import eval_human as cli_eval_human
 from pvg.errors import PvgError
 from pvg.eval import human
 from pvgrun import assert_user_error

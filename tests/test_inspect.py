@@ -22,10 +22,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pvg.cli import app
-from pvg.plots import run_labels
-from pvg.report import DEPARTS, WRONG_CALC, line_marks
-from pvg.runview import load_run
-from pvg.synth import FLAW_KINDS, generate
+from pvg.inspect.plots import run_labels
+from pvg.inspect.report import DEPARTS, WRONG_CALC, line_marks
+from pvg.run.view import load_run
+from pvg.data.synth import FLAW_KINDS, generate
 from pvgrun import assert_user_error, env, pvg_cmd
 
 WIDE = {"COLUMNS": "200"}

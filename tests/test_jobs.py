@@ -198,7 +198,7 @@ def test_submit_follow_and_list(ray_cluster, tmp_path, cache_dir):
 
 # --------------------------------------------------------------------------- no cluster needed
 def test_plan_ships_the_checkout_and_joins_the_cluster():
-    from pvg.jobs import plan_submission
+    from pvg.cluster.jobs import plan_submission
 
     sub = plan_submission(CONFIG, ["run.out_dir=/shared/runs"], name="r1")
     assert sub.working_dir == REPO
@@ -232,7 +232,7 @@ def test_submit_refuses_bad_input_before_contacting_anyone(args, needles):
 
 def test_resume_plan(tmp_path):
     from pvg.errors import PvgError
-    from pvg.jobs import plan_resume
+    from pvg.cluster.jobs import plan_resume
 
     with pytest.raises(PvgError, match="absolute path"):
         plan_resume("runs/tiny")
@@ -260,7 +260,7 @@ def test_resume_plan(tmp_path):
 
 def test_config_outside_the_shipped_folder(tmp_path):
     from pvg.errors import PvgError
-    from pvg.jobs import plan_submission
+    from pvg.cluster.jobs import plan_submission
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(CONFIG.read_text())
@@ -276,7 +276,7 @@ def test_config_outside_the_shipped_folder(tmp_path):
 def test_check_fits_names_what_was_asked_and_what_exists():
     from pvg.config import load_config
     from pvg.errors import PvgError
-    from pvg.jobs import check_fits
+    from pvg.cluster.jobs import check_fits
 
     nodes = [{"resources_total": {"CPU": 2.0}}, {"resources_total": {"CPU": 1.0, "GPU": 2.0}}]
     check_fits(load_config(CONFIG).resources, nodes, "http://h:8265")  # 1 + 1 CPU: fits
@@ -294,7 +294,7 @@ def test_check_fits_names_what_was_asked_and_what_exists():
 
 def test_address_and_token_resolution(monkeypatch, tmp_path):
     from pvg.errors import PvgError
-    from pvg.jobs import resolve_address, resolve_token
+    from pvg.cluster.jobs import resolve_address, resolve_token
 
     for k in ("PVG_JOBS_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
         monkeypatch.delenv(k, raising=False)
@@ -313,7 +313,7 @@ def test_address_and_token_resolution(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token_file))
     assert resolve_token(None, "http://h:1") == ("from-file", str(token_file))
     monkeypatch.delenv("RAY_AUTH_TOKEN_PATH")
-    monkeypatch.setattr("pvg.jobs.DEFAULT_TOKEN_FILE", token_file)
+    monkeypatch.setattr("pvg.cluster.jobs.DEFAULT_TOKEN_FILE", token_file)
     assert resolve_token(None, "http://10.1.2.3:8265") == (None, "")  # a local token never goes to another cluster
     assert resolve_token(None, "http://127.0.0.1:8265")[0] == "from-file"
     monkeypatch.setenv("RAY_AUTH_MODE", "token")  # ... unless asked to, as Ray's own clients do

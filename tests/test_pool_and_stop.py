@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pvg.config import GameConfig
-from pvg.orchestrator import stop_reason
-from pvg.pool import INITIAL, SCHEMA, PoolRow, file_for, mixture_pairs, read_rounds, write_round
-from pvg.roles import verifier_text
+from pvg.game.orchestrator import stop_reason
+from pvg.game.pool import INITIAL, SCHEMA, PoolRow, file_for, mixture_pairs, read_rounds, write_round
+from pvg.data.roles import verifier_text
 
 
 def row(pid: str, rnd: int, correct: bool, i: int, role: str = "helpful") -> PoolRow:

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from pvg.ppo import (
+from pvg.game.ppo import (
     PPOTrainer,
     explained_variance,
     gae,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pvg.errors import PvgError
-from pvg.problems import Problem, load_hub, load_jsonl, save_jsonl, split_of, split_problems, stable_id
-from pvg.synth import generate
+from pvg.data.problems import Problem, load_hub, load_jsonl, save_jsonl, split_of, split_problems, stable_id
+from pvg.data.synth import generate
 
 REPO = Path(__file__).resolve().parents[1]
 GSM8K = REPO.parent / "shared/data/gsm8k"
@@ -197,7 +197,7 @@ def test_load_hub_path_through_datasets_on_local_gsm8k():
     gsm = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
     if not gsm.is_file():
         pytest.skip("GSM8K copy not present at ../shared/data/gsm8k")
-    from pvg.problems import load_hub, load_jsonl
+    from pvg.data.problems import load_hub, load_jsonl
 
     via_datasets = load_hub("json", None, "train", data_files=str(gsm))
     direct = load_jsonl(gsm)

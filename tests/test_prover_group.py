@@ -24,11 +24,11 @@ STATS = ("kl_to_init", "pg_loss", "vf_loss", "entropy", "clipfrac", "approx_kl",
 @pytest.fixture(scope="module")
 def init_model(tmp_path_factory):
     """A tokenizer trained on synthetic problems and a tiny Llama, briefly trained so its samples vary."""
-    from pvg.models import build_tiny_causal_lm
-    from pvg.roles import prover_prompt
-    from pvg.synth import generate
-    from pvg.tokenizer import train_tokenizer
-    from pvg.warmstart import corpus_texts
+    from pvg.game.models import build_tiny_causal_lm
+    from pvg.data.roles import prover_prompt
+    from pvg.data.synth import generate
+    from pvg.data.tokenizer import train_tokenizer
+    from pvg.game.warmstart import corpus_texts
 
     root = tmp_path_factory.mktemp("prover-init")
     problems = generate(200, seed=3, min_steps=2, max_steps=2)
@@ -50,7 +50,7 @@ def ppo_cfg(**over):
 
 def single_actor_update(root, questions, roles, cfg: PvgConfig):
     """The reference: one actor, plain torch (no DeepSpeed, no process group), in this process."""
-    from pvg.actors import ProverActor
+    from pvg.game.actors import ProverActor
 
     actor = ProverActor(str(root), str(root), cfg.prover, cfg.ppo, DeepSpeedConfig(use="never"), True, 0, 1, 1, 0)
     actor.reset(seed=11)
@@ -81,7 +81,7 @@ def local_ray():
 def test_two_actors_match_one(local_ray, init_model, tmp_path, stage):
     from transformers import AutoModelForCausalLM
 
-    from pvg.actors import place_groups
+    from pvg.game.actors import place_groups
 
     root, questions, roles, _ = init_model
     cfg = ppo_cfg(**{"deepspeed.zero_stage": stage, "resources.prover.actors": 2})
@@ -120,7 +120,7 @@ def test_two_actors_match_one(local_ray, init_model, tmp_path, stage):
 
 # --------------------------------------------------------------------------- no Ray needed
 def test_placement_plans():
-    from pvg.placement import plan
+    from pvg.game.placement import plan
 
     pl = plan(ResourcesConfig.model_validate({"prover": {"actors": 2, "cpus_per_actor": 4, "gpus_per_actor": 1},
                                               "verifier": {"actors": 1, "cpus_per_actor": 2, "gpus_per_actor": 1}}))
@@ -140,7 +140,7 @@ def test_placement_plans():
 
 
 def test_colocate_fits_where_separate_groups_do_not():
-    from pvg.placement import check_fits
+    from pvg.game.placement import check_fits
 
     node = [{"CPU": 8, "GPU": 2}]
     asked = {"prover": {"actors": 2, "cpus_per_actor": 2, "gpus_per_actor": 1},
@@ -168,7 +168,7 @@ def test_sharding_rules_name_the_keys(sets, needle):
 
 
 def test_shards_are_even_and_seeded_apart():
-    from pvg.actors import shard_bounds, shard_seed
+    from pvg.game.actors import shard_bounds, shard_seed
 
     assert shard_bounds(7, 3) == [(0, 3), (3, 5), (5, 7)]
     assert shard_bounds(2, 4) == [(0, 1), (1, 2), (2, 2), (2, 2)]

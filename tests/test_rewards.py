@@ -2,7 +2,7 @@
 
 import pytest
 
-from pvg.rewards import cgc_reward, compute_rewards, goodhart_reward, normalize_per_group, src_reward
+from pvg.game.rewards import cgc_reward, compute_rewards, goodhart_reward, normalize_per_group, src_reward
 
 # ---------------------------------------------------------------- V' = V - mean over (problem, role)
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pvg.errors import PvgError
-from pvg.sidejob import SideJob
+from pvg.game.sidejob import SideJob
 
 
 def count_to(n: int, add_bar) -> dict:

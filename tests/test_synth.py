@@ -3,8 +3,8 @@ from collections import Counter
 
 import pytest
 
-from pvg.grading import is_correct
-from pvg.synth import DEFAULT_FLAW_KINDS, FLAW_KINDS, generate
+from pvg.data.grading import is_correct
+from pvg.data.synth import DEFAULT_FLAW_KINDS, FLAW_KINDS, generate
 
 # "<the question's words for the step>: a op b = c"
 LINE = re.compile(r"^[^:\n]+: (\d+) ([-+*/]) (\d+) = (-?\d+)$")

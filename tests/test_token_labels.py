@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pvg.roles import verifier_text
-from pvg.tokenizer import train_tokenizer
-from pvg.verifier_train import departure_labels, token_logits
+from pvg.data.roles import verifier_text
+from pvg.data.tokenizer import train_tokenizer
+from pvg.game.verifier_train import departure_labels, token_logits
 
 QUESTION = "Sam has 12 pens. Sam buys 5 more. Sam gives away 3. How many pens does Sam have now?"
 REFERENCE = "buys 5 more: 12 + 5 = 17\ngives away 3: 17 - 3 = 14\n#### 14"
@@ -62,7 +62,7 @@ def test_a_miscopied_answer_is_wrong_only_in_its_answer(tok):
 
 def test_token_logits_reads_the_score_head_at_every_position(tok):
     from pvg.config import TinyModelConfig
-    from pvg.models import build_tiny_causal_lm, load_verifier
+    from pvg.game.models import build_tiny_causal_lm, load_verifier
 
     short = departure_labels(tok, verifier_text(QUESTION, ""), verifier_text(QUESTION, "#### 14"),
                              verifier_text(QUESTION, REFERENCE), 256)
@@ -79,7 +79,7 @@ def test_token_logits_reads_the_score_head_at_every_position(tok):
     assert last.tolist() == [len(short.input_ids) - 1, len(long.input_ids) - 1]
     assert (labels[0, len(short.input_ids):] == -100).all()  # padding is never judged
     # The last real token's logit is the verifier's score (what score_texts returns).
-    from pvg.verifier_train import score_texts
+    from pvg.game.verifier_train import score_texts
 
     tok.padding_side = "right"
     expected = score_texts(model, tok, [verifier_text(QUESTION, REFERENCE)], 256)[0]

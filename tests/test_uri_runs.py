@@ -1,4 +1,4 @@
-"""Run folders on shared storage (`pvg.storage`): a `file://` URI, which takes the remote code path on
+"""Run folders on shared storage (`pvg.run.storage`): a `file://` URI, which takes the remote code path on
 the local file system, and real `s3://` served by a local S3-compatible server (moto, a subprocess;
 s3fs talks to it over HTTP as it would to AWS). Then the whole game on S3: killed mid-round,
 resumed from the URI, read back with `pvg metrics` and `pvg export-verifier`.
@@ -18,10 +18,10 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from pvg import storage
+from pvg.run import storage
 from pvg.cli import app
 from pvg.errors import PvgError
-from pvg.runfolder import RemoteLock, RunFolder, open_folder
+from pvg.run.folder import RemoteLock, RunFolder, open_folder
 from pvgrun import CONFIG, assert_user_error, env, overrides, pvg_cmd
 
 BUCKET = "pvg-test"
@@ -127,7 +127,7 @@ def _has(module: str) -> bool:
 
 def test_jobs_take_a_uri_run_folder():
     """`pvg submit` refuses a relative run folder (it would die with the job); a URI is shared storage."""
-    from pvg.jobs import plan_resume, plan_submission
+    from pvg.cluster.jobs import plan_resume, plan_submission
 
     sub = plan_submission(CONFIG, ["run.out_dir=s3://bucket/runs"], name="r1")
     assert sub.run_dir == "s3://bucket/runs/r1" and sub.metadata["pvg_run_dir"] == "s3://bucket/runs/r1"
@@ -340,7 +340,7 @@ def test_game_on_s3_killed_resumed_and_read(s3_env, finished_run, cache_dir, tmp
     assert view["run_dir"] == uri and view["status"]["state"] == "finished"
     assert [r["round"] for r in view["rounds"]] == rounds
     assert "through its local mirror" in " ".join(result.stderr.split())
-    from pvg.export import export_verifier
+    from pvg.export.hf import export_verifier
 
     meta = export_verifier(uri, tmp_path / "exported")
     assert meta["round"] == rounds[-1] and meta["run"]["path"] == uri

@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pvg.config import load_config
-from pvg.warmstart import cache_key, run_warmstart
+from pvg.game.warmstart import cache_key, run_warmstart
 
 MICRO = [
     "data.num_problems=400", "data.max_steps=2",
@@ -79,10 +79,10 @@ def test_verifier_pretraining_teaches_the_base_to_judge(tmp_path, labels):
     """
     from transformers import AutoModelForSequenceClassification
 
-    from pvg.models import load_verifier
-    from pvg.roles import verifier_text
-    from pvg.tokenizer import load_tokenizer
-    from pvg.verifier_train import score_texts
+    from pvg.game.models import load_verifier
+    from pvg.data.roles import verifier_text
+    from pvg.data.tokenizer import load_tokenizer
+    from pvg.game.verifier_train import score_texts
 
     # Token labels teach position first ("later tokens are more often past a flaw"), which ranks a
     # short dropped-step solution above its reference in a micro model; one flaw kind that keeps the
@@ -105,7 +105,7 @@ def test_verifier_pretraining_teaches_the_base_to_judge(tmp_path, labels):
 
 
 def test_whole_number_tokenizer_keeps_corpus_numbers_whole_and_never_unknown():
-    from pvg.tokenizer import train_tokenizer
+    from pvg.data.tokenizer import train_tokenizer
 
     corpus = ["Sam has 12 pens. Sam buys 5 more.\nbuys 5 more: 12 + 5 = 17\n#### 17", "Mia has 340 apples."]
     whole, digits = train_tokenizer(corpus, "whole"), train_tokenizer(corpus)
@@ -122,7 +122,7 @@ def test_whole_number_tokenizer_keeps_corpus_numbers_whole_and_never_unknown():
 def test_verifier_with_whole_numbers_has_its_own_tokenizer(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from pvg.tokenizer import load_tokenizer
+    from pvg.data.tokenizer import load_tokenizer
 
     cfg = load_config(None, MICRO + [f"run.cache_dir={tmp_path}", "verifier.tiny.numbers=whole",
                                      "warmstart.verifier_pretrain_steps=5", "warmstart.verifier_pretrain_labels=tokens"])
@@ -144,7 +144,7 @@ def test_side_by_side_and_serial_warm_starts_build_the_same_parts(tmp_path, monk
     (the thread counts differ, so the floats may too: each way is deterministic on its own)."""
     import os
 
-    import pvg.warmstart as warmstart
+    import pvg.game.warmstart as warmstart
 
     assert warmstart.side_by_side(load_config(None, MICRO)) == ((os.cpu_count() or 1) >= 2)
     metrics = {}

@@ -22,10 +22,10 @@ import statistics
 
 from pvg.eval.sampling import device
 from pvg.eval.store import EvalRun
-from pvg.grading import is_correct
-from pvg.rewards import compute_rewards
-from pvg.roles import prover_prompt, verifier_text
-from pvg.verifier_train import score_texts
+from pvg.data.grading import is_correct
+from pvg.game.rewards import compute_rewards
+from pvg.data.roles import prover_prompt, verifier_text
+from pvg.game.verifier_train import score_texts
 
 GOODHART_ACCURACY = 0.2
 
@@ -44,10 +44,10 @@ def helpful_correct_mean(run: EvalRun, k: int) -> float:
 
 
 def attack_round(run: EvalRun, k: int, reward: str, max_steps: int, seed: int, advance=lambda **_: None) -> dict:
-    from pvg.generation import generate
-    from pvg.models import load_causal_lm, quiet_libraries
-    from pvg.ppo import PPOTrainer, pad_episodes
-    from pvg.tokenizer import load_tokenizer
+    from pvg.game.generation import generate
+    from pvg.game.models import load_causal_lm, quiet_libraries
+    from pvg.game.ppo import PPOTrainer, pad_episodes
+    from pvg.data.tokenizer import load_tokenizer
 
     quiet_libraries()
     cfg, ppo = run.cfg, run.cfg.ppo

@@ -424,7 +424,7 @@ def key_json(kit: Kit) -> dict:
 
 
 def write_key(run_dir: Path, kit: Kit) -> Path:
-    from pvg.runfolder import write_atomic
+    from pvg.run.folder import write_atomic
 
     path = key_path(run_dir, kit.kit_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -435,7 +435,7 @@ def write_key(run_dir: Path, kit: Kit) -> Path:
 def finished_rounds(run) -> list[int]:
     """Rounds whose pool was sampled and whose eval finished (no checkpoint is needed: the kit reads
     only `pool/round-K.parquet`); an error that says what to run when there is none."""
-    from pvg.export import rounds_with
+    from pvg.export.hf import rounds_with
 
     rounds = sorted(k for k in rounds_with(run.info, "sample") if f"{k}/eval" in run.info.finished)
     if not rounds:
@@ -467,7 +467,7 @@ def export_kit(run_dir: Path, output: Path, per_round: int = 10, seconds: int = 
                rounds: list[int] | None = None) -> Exported:
     """Pick the items of a run's finished rounds, write the form to `output` and the key into the run."""
     from pvg.eval.store import EvalRun
-    from pvg.runfolder import write_atomic
+    from pvg.run.folder import write_atomic
 
     if per_round < 2:
         raise PvgError(f"--per-round must be at least 2 (one solution of each role), not {per_round}")

@@ -28,8 +28,8 @@ from pvg.errors import PvgError
 from pvg.eval.sampling import device, sample
 from pvg.eval.similarity import accept_probability, capa_binary
 from pvg.eval.store import EvalRun
-from pvg.roles import ROLES, verifier_text
-from pvg.verifier_train import score_texts
+from pvg.data.roles import ROLES, verifier_text
+from pvg.game.verifier_train import score_texts
 
 JUDGES = {"full": "whole solutions", "prefix": "first half of each solution's lines"}
 
@@ -43,7 +43,7 @@ def verifier_base(run: EvalRun) -> tuple[str, str]:
     """The verifier's initial weights and tokenizer: a hub id, or the run's warm-start cache."""
     if run.cfg.verifier.model:
         return run.cfg.verifier.model, run.cfg.verifier.model
-    from pvg.warmstart import verifier_tokenizer_dir
+    from pvg.game.warmstart import verifier_tokenizer_dir
 
     base = run.warmstart("verifier_base", "a judge")
     return str(base), str(verifier_tokenizer_dir(base.parent))
@@ -51,12 +51,12 @@ def verifier_base(run: EvalRun) -> tuple[str, str]:
 
 def train_judge(run: EvalRun, kind: str, seed: int):
     """(model, tokenizer, threshold) of one judge, trained on the initial prover's pool."""
-    from pvg.models import load_verifier
-    from pvg.pool import INITIAL, mixture_pairs, read_rounds
-    from pvg.tokenizer import load_tokenizer
-    from pvg.verifier_train import train_verifier
+    from pvg.game.models import load_verifier
+    from pvg.game.pool import INITIAL, mixture_pairs, read_rounds
+    from pvg.data.tokenizer import load_tokenizer
+    from pvg.game.verifier_train import train_verifier
 
-    from pvg.models import quiet_libraries
+    from pvg.game.models import quiet_libraries
 
     quiet_libraries()  # a fresh score head every judge: expected, not worth a warning
     base, tok_path = verifier_base(run)

@@ -15,7 +15,7 @@ import re
 
 from pvg.eval.sampling import sample
 from pvg.eval.store import EvalRun
-from pvg.roles import ROLES, SYSTEM_PROMPTS, ROLE_TOKENS
+from pvg.data.roles import ROLES, SYSTEM_PROMPTS, ROLE_TOKENS
 
 REFUSAL = re.compile(r"\b(cannot|can't|unable to|not enough information|i don't know)\b", re.I)
 

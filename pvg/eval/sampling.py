@@ -2,7 +2,7 @@
 
 The game samples through Ray actors; an evaluation runs after the game, on one machine, so it
 loads the checkpoints here (on the GPU when there is one) and uses the very functions the actors
-use (`pvg.generation.generate`, `pvg.verifier_train.score_texts`, `pvg.roles`), so a solution
+use (`pvg.game.generation.generate`, `pvg.game.verifier_train.score_texts`, `pvg.data.roles`), so a solution
 sampled here is one the game's prover could have written and its score is the game's score.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from pvg.grading import extract_answer, is_correct
-from pvg.roles import prover_prompt, verifier_text
+from pvg.data.grading import extract_answer, is_correct
+from pvg.data.roles import prover_prompt, verifier_text
 
 
 def device() -> torch.device:
@@ -36,7 +36,7 @@ def sample(run, k: int, problems: list, roles: list[str], n: int, seed: int, gre
 
     `prompt(tok, question, role)` overrides the game's prompt (prompt-sensitivity uses it).
     """
-    from pvg.generation import generate
+    from pvg.game.generation import generate
 
     model, tok = run.prover(k)
     model.to(device())
@@ -52,7 +52,7 @@ def sample(run, k: int, problems: list, roles: list[str], n: int, seed: int, gre
 
 def score(run, k: int, questions: list[str], solutions: list[str]) -> list[float]:
     """Round k's verifier scores, exactly as the game scored (same text format, same truncation)."""
-    from pvg.verifier_train import score_texts
+    from pvg.game.verifier_train import score_texts
 
     model, tok = run.verifier(k)
     model.to(device())

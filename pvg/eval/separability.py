@@ -16,7 +16,7 @@ import zlib
 import torch
 
 from pvg.eval.store import EvalRun
-from pvg.metrics import auroc
+from pvg.game.metrics import auroc
 
 BUCKETS = 2**14
 

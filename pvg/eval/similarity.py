@@ -23,7 +23,7 @@ import operator
 from collections.abc import Sequence
 from fractions import Fraction
 
-from pvg.grading import parse_number
+from pvg.data.grading import parse_number
 
 __all__ = ["accept_probability", "capa", "capa_binary", "capa_exact_match"]
 
@@ -102,7 +102,7 @@ def capa_exact_match(answers_a: Sequence[object], answers_b: Sequence[object],
     never land on the same wrong answer, so unlike `capa` there is no chance term for mistakes.
 
     Answers are strings, numbers or None. A number, or a string that states one as
-    `pvg.grading.parse_number` reads it ("18", "18.0", "$18", "18 apples"), compares by exact
+    `pvg.data.grading.parse_number` reads it ("18", "18.0", "$18", "18 apples"), compares by exact
     value, so 18 == "18.0" == "$18"; other strings compare case- and whitespace-insensitively.
     None, and a blank string, mean "no answer": it matches nothing, not even another None, since
     two models that both failed to answer did not agree on anything; so does a nan or infinite

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvg.errors import PvgError
-from pvg.export import RunInfo, load_checkpoint, open_run, rounds_with
-from pvg.runfolder import RunFolder, write_atomic
+from pvg.export.hf import RunInfo, load_checkpoint, open_run, rounds_with
+from pvg.run.folder import RunFolder, write_atomic
 
 EVAL_DIR = "eval"
 
@@ -68,7 +68,7 @@ class EvalRun:
 
     def problems(self, side: str) -> list:
         """The run's problems of one side (prover, verifier, test), rebuilt from its config and seed."""
-        from pvg.dataset import load_split
+        from pvg.data.dataset import load_split
 
         return load_split(self.cfg.data, self.cfg.run.seed)[side]
 
@@ -76,7 +76,7 @@ class EvalRun:
         """Round k's pool rows (or "initial": the warm-started prover's), as dicts."""
         import pyarrow.parquet as pq
 
-        from pvg.pool import INITIAL, file_for
+        from pvg.game.pool import INITIAL, file_for
 
         f = file_for(self.folder.pool, INITIAL if k == "initial" else k)
         if not f.is_file():
@@ -86,7 +86,7 @@ class EvalRun:
     def threshold(self, k: int, scores: list[float], correct: list[bool], roles: list[str]) -> float:
         """Round k's acceptance threshold: the one its eval recorded, else the game's own rule
         (`verifier.threshold`) applied to the given solutions."""
-        from pvg.metrics import acceptance_threshold
+        from pvg.game.metrics import acceptance_threshold
 
         stored = self.info.rows.get(k, {}).get("verifier_threshold")
         if isinstance(stored, (int, float)) and not isinstance(stored, bool):
@@ -96,7 +96,7 @@ class EvalRun:
     def warmstart(self, part: str, what: str) -> Path:
         """A folder of the run's warm-start cache (`prover`, `verifier_base`, `tokenizer`): the initial
         weights, which the run folder does not copy. Deterministic, so a lost cache can be rebuilt."""
-        from pvg.warmstart import cache_key
+        from pvg.game.warmstart import cache_key
 
         root = Path(self.cfg.run.cache_dir) / f"warmstart-{cache_key(self.cfg)}"
         if not (root / part).is_dir():

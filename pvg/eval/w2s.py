@@ -29,8 +29,8 @@ from pvg.errors import PvgError
 from pvg.eval.sampling import device
 from pvg.eval.similarity import accept_probability, capa_binary
 from pvg.eval.store import EvalRun
-from pvg.roles import verifier_text
-from pvg.verifier_train import score_texts
+from pvg.data.roles import verifier_text
+from pvg.game.verifier_train import score_texts
 
 
 def held_out(problem_id: str) -> bool:
@@ -48,7 +48,7 @@ def student_base(run: EvalRun, student: str | None) -> tuple[str, str]:
 
 def train_student(base: str, tok, texts: list[str], labels: list[bool], cfg, seed: int):
     """A fresh classifier from `base`, trained with binary cross-entropy on (text, label)."""
-    from pvg.models import load_verifier
+    from pvg.game.models import load_verifier
 
     model = load_verifier(base, tok.pad_token_id, cfg.dtype, seed).to(device())
     rng = random.Random(seed)
@@ -82,8 +82,8 @@ def _accuracy(decisions: list[bool], truth: list[bool]) -> float:
 
 
 def w2s_round(run: EvalRun, k: int, student: str | None, seed: int) -> dict:
-    from pvg.models import load_verifier, quiet_libraries
-    from pvg.tokenizer import load_tokenizer
+    from pvg.game.models import load_verifier, quiet_libraries
+    from pvg.data.tokenizer import load_tokenizer
 
     quiet_libraries()
     rows = [r for r in run.pool(k) if r["verifier_score"] is not None]

@@ -1,0 +1,154 @@
+"""Benchmark: play a game from a cold cache and report the per-round table and wall times.
+
+    python bench/bench_game.py configs/tiny.yaml            # cold: warm start included
+    python bench/bench_game.py configs/tiny.yaml --warm     # reuse the warm-start cache
+    python bench/bench_game.py configs/tiny.yaml --out runs/bench   # keep the run folder
+    python bench/bench_game.py configs/tiny.yaml --seeds 0 1 2 --out runs/seeds   # one cold game a seed
+
+Writes `bench/results/<run name>.md` (the table the README quotes) and prints it; with `--seeds`,
+one section a seed (its own warm start and game, run one after another so that each is timed
+alone) and a last table of each seed's first and last round, written to
+`bench/results/<run name>-seeds.md`. One seed's game says little: a dynamic worth reporting shows
+in every seed. Timing claims live here, not in tests: they depend on the machine (record `nproc`
+with the numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COLUMNS = [
+    ("round", "round", "{}"),
+    ("helpful_pass_rate", "helpful pass", "{:.0%}"),
+    ("sneaky_incorrect_rate", "sneaky incorrect", "{:.0%}"),
+    ("verifier_auroc", "AUROC", "{:.3f}"),
+    ("verifier_completeness", "completeness", "{:.0%}"),
+    ("verifier_soundness", "soundness", "{:.0%}"),
+    ("sneaky_fool_rate", "sneaky fool rate", "{:.0%}"),
+    ("steps_to_exploit", "steps to exploit", "{}"),
+    ("kl_to_init", "KL to init", "{:.2f}"),
+    ("helpful_mean_tokens", "helpful tokens", "{:.0f}"),
+    ("verifier_phase_s", "verifier s", "{:.0f}"),
+    ("prover_phase_s", "prover s", "{:.0f}"),
+]
+
+
+def fmt(value, pattern: str) -> str:
+    if value is None:
+        return "—"
+    try:
+        return pattern.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def round_rows(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["kind"] == "round"]
+
+
+def table(run: Path) -> str:
+    rounds = round_rows(run)
+    head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    sep = "|" + "---|" * len(COLUMNS)
+    body = ["| " + " | ".join(fmt(r.get(k), p) for k, _, p in COLUMNS) + " |" for r in rounds]
+    return "\n".join([head, sep, *body])
+
+
+def play(config: str, out: Path, sets: list[str], warm: bool) -> tuple[Path, float]:
+    """One `pvg train` in a subprocess: its run folder and wall time."""
+    out.mkdir(parents=True, exist_ok=True)
+    sets = [f"run.out_dir={out}"] + ([] if warm else [f"run.cache_dir={out / 'cache'}"]) + sets
+    cmd = [sys.executable, "-m", "pvg.cli", "train", config] + [x for s in sets for x in ("--set", s)]
+    t0 = time.time()
+    proc = subprocess.run(cmd, text=True)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        sys.exit(f"pvg train failed with exit code {proc.returncode}")
+    return next(p for p in out.iterdir() if (p / "summary.json").is_file()), wall
+
+
+def report(run: Path, title: str, wall: float) -> str:
+    summary = json.loads((run / "summary.json").read_text())
+    ws = json.loads((run / "warmstart.json").read_text())
+    return "\n".join([
+        title,
+        "",
+        f"- whole game: {wall / 60:.1f} min wall time; stop: {summary['stop_reason']}",
+        f"- warm start: {ws.get('seconds', 0):.0f} s; helpful pass {ws.get('helpful_pass_rate', float('nan')):.0%}, "
+        f"sneaky incorrect {ws.get('sneaky_incorrect_rate', float('nan')):.0%} (sampled as in the game), "
+        f"greedy {ws.get('helpful_pass_rate_greedy', float('nan')):.0%} / {ws.get('sneaky_incorrect_rate_greedy', float('nan')):.0%}",
+        "",
+        table(run),
+        "",
+    ])
+
+
+def across_seeds(runs: dict[int, tuple[Path, float]]) -> str:
+    """Each seed's round 0 against its last round: does the dynamic show in every seed?"""
+    head = ("| seed | minutes | stop | rounds | AUROC first → last | fool rate first → last | "
+            "helpful pass first → last | steps to exploit |")
+    lines = [head, "|" + "---|" * 8]
+    for seed, (run, wall) in runs.items():
+        rounds = round_rows(run)
+        first, last = rounds[0], rounds[-1]
+        summary = json.loads((run / "summary.json").read_text())
+        stop = "round limit" if summary["stop_reason"].startswith("reached") else "stop rule"
+        lines.append(
+            f"| {seed} | {wall / 60:.1f} | {stop} | {len(rounds)} | {first['verifier_auroc']:.3f} → "
+            f"{last['verifier_auroc']:.3f} | {first['sneaky_fool_rate']:.0%} → {last['sneaky_fool_rate']:.0%} | "
+            f"{first['helpful_pass_rate']:.0%} → {last['helpful_pass_rate']:.0%} | "
+            f"{' / '.join(fmt(r['steps_to_exploit'], '{}') for r in rounds)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    ap.add_argument("--warm", action="store_true", help="reuse the warm-start cache (default: a fresh cache)")
+    ap.add_argument("--set", action="append", default=[], help="config override, as for pvg")
+    ap.add_argument("--seeds", type=int, nargs="+", help="play one game a seed (run.seed), one after another")
+    ap.add_argument("--out", type=Path, help="keep the run folders (and the cold caches) under this new folder "
+                    "(default: a temporary folder, deleted at the end)")
+    args = ap.parse_args()
+
+    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
+        sys.exit(f"--out {args.out} exists and is not empty")
+    out = args.out or Path(tempfile.mkdtemp(prefix="pvg-bench-"))
+    cache = "warm" if args.warm else "cold"
+    runs: dict[int, tuple[Path, float]] = {}
+    sections = []
+    for seed in args.seeds or [None]:
+        where = out if seed is None else out / f"seed-{seed}"
+        run, wall = play(args.config, where, args.set + ([] if seed is None else [f"run.seed={seed}"]), args.warm)
+        label = "" if seed is None else f", run.seed={seed}"
+        sections.append(report(run, f"## {run.name}: `pvg train {args.config}` ({cache} cache, {os.cpu_count()} CPUs{label})",
+                               wall))
+        print(sections[-1], flush=True)
+        if seed is not None:
+            runs[seed] = (run, wall)
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    if args.seeds:
+        summary = across_seeds(runs)
+        print(summary)
+        (results / f"{run.name}-seeds.md").write_text(
+            "\n".join(sections + [f"## {run.name}: every seed, first and last round\n", summary]))
+    else:
+        (results / f"{run.name}.md").write_text(sections[0])
+    if args.out is None:
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        print(f"run folders kept under {out}")
+
+
+if __name__ == "__main__":
+    main()
