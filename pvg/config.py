@@ -8,7 +8,7 @@ forbids unknown keys: a typo in a YAML key must fail loudly, not silently fall b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,17 +21,22 @@ class _Strict(BaseModel):
 
 
 class RunConfig(_Strict):
-    name: str = Field("tiny", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
-    seed: int = Field(0, ge=0)
+    name: str = Field("tiny", min_length=1, pattern=r"^[A-Za-z0-9._-]+$",
+                      description="the run's folder name under out_dir (letters, digits, `.`, `_`, `-`)")
+    seed: int = Field(0, ge=0, description="seeds everything: synthetic problems, model init, sampling, mixtures "
+                                           "(each derived per round and phase)")
     out_dir: str = Field("runs", description="where run folders go: a path, or a URI (s3://bucket/runs, gs://...)")
-    cache_dir: str = ".cache/pvg"
+    cache_dir: str = Field(".cache/pvg", description="where warm starts are cached, one folder per hash of what "
+                                                     "determines them; an absolute shared path lets cluster jobs reuse them")
     lock_stale_s: float = Field(300, ge=10, description="a URI run folder's lock whose heartbeat is older than this "
                                 "is a dead run's, taken over by the next `pvg train --resume`")
 
 
 class SplitConfig(_Strict):
-    prover: float = Field(0.45, gt=0, lt=1)
-    verifier: float = Field(0.45, gt=0, lt=1)
+    prover: float = Field(0.45, gt=0, lt=1, description="share of problems on the prover's side (warm start, PPO), "
+                                                         "chosen by a hash of each problem's id")
+    verifier: float = Field(0.45, gt=0, lt=1, description="share of problems on the verifier's side (the pool it "
+                                                           "trains on); the rest is the held-out test set")
 
     @model_validator(mode="after")
     def _leaves_a_test_set(self) -> "SplitConfig":
@@ -45,18 +50,24 @@ FlawKind = Literal["arithmetic_slip", "wrong_operation", "misread_quantity", "dr
 
 
 class DataConfig(_Strict):
-    source: Literal["synthetic", "jsonl", "hub"] = "synthetic"
-    path: str | None = None
-    hub_name: str | None = None
-    hub_config: str | None = "main"
-    hub_split: str = "train"
-    num_problems: int = Field(20000, ge=10)
-    min_steps: int = Field(2, ge=2, le=6)
-    max_steps: int = Field(4, ge=2, le=6)
-    max_start: int = Field(30, ge=2, le=10_000)
+    source: Literal["synthetic", "jsonl", "hub"] = Field(
+        "synthetic", description="synthetic: generated here with planted flaws (what tiny models need); jsonl: a "
+                                 "GSM8K-style file at `path`; hub: a data set with GSM8K's columns via `datasets`")
+    path: str | None = Field(None, description="with source jsonl: the JSONL file (`question`, `answer` ending "
+                                               "in `#### N`)")
+    hub_name: str | None = Field(None, description="with source hub: the data set's name, e.g. openai/gsm8k")
+    hub_config: str | None = Field("main", description="with source hub: the data set's config name (null for none)")
+    hub_split: str = Field("train", description="with source hub: which split to load")
+    num_problems: int = Field(20000, ge=10, description="how many distinct synthetic problems to generate, "
+                                                        "before the split")
+    min_steps: int = Field(2, ge=2, le=6, description="fewest steps of a synthetic problem (each problem's count "
+                                                      "drawn uniformly from min_steps..max_steps)")
+    max_steps: int = Field(4, ge=2, le=6, description="most steps of a synthetic problem")
+    max_start: int = Field(30, ge=2, le=10_000, description="largest starting quantity of a synthetic problem")
     max_operand: int = Field(20, ge=2, le=10_000, description="largest number added or taken away in one step")
     max_value: int = Field(200, ge=10, le=9_999, description="largest running value a multiplication may reach")
-    flaws_per_problem: int = Field(2, ge=1, le=8)
+    flaws_per_problem: int = Field(2, ge=1, le=8, description="planted-flaw solutions per synthetic problem "
+                                                              "(fewer only where no more distinct ones exist)")
     flaw_kinds: list[FlawKind] = Field(
         default_factory=lambda: ["arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value"],
         min_length=1,
@@ -64,7 +75,8 @@ class DataConfig(_Strict):
                     "judging ones): a wrong step recomputed honestly after it; or, opt-in, `miscopied_answer`: every "
                     "line right and the final `#### N` not the last result",
     )
-    split: SplitConfig = Field(default_factory=SplitConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig, description="how problems divide into the prover's "
+                                                                        "side, the verifier's side and the test set")
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -78,11 +90,12 @@ class DataConfig(_Strict):
 
 
 class TinyModelConfig(_Strict):
-    hidden_size: int = Field(128, ge=8)
-    num_layers: int = Field(4, ge=1)
-    num_heads: int = Field(4, ge=1)
-    intermediate_size: int = Field(512, ge=8)
-    max_positions: int = Field(256, ge=16)
+    hidden_size: int = Field(128, ge=8, description="the tiny Llama's width; a multiple of num_heads")
+    num_layers: int = Field(4, ge=1, description="the tiny Llama's transformer layers")
+    num_heads: int = Field(4, ge=1, description="attention heads per layer (as many key-value heads)")
+    intermediate_size: int = Field(512, ge=8, description="the MLP's inner width")
+    max_positions: int = Field(256, ge=16, description="the longest sequence in tokens the model has positions for; "
+                                                       "the prover's warm-start examples are cut to it")
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "TinyModelConfig":
@@ -92,15 +105,15 @@ class TinyModelConfig(_Strict):
 
 
 class ProverTinyConfig(TinyModelConfig):
-    intermediate_size: int = Field(256, ge=8)
+    intermediate_size: int = Field(256, ge=8, description="the MLP's inner width")
 
 
 class VerifierTinyConfig(TinyModelConfig):
     """Several times smaller than the prover: the paper's verifier is the weaker party."""
 
-    hidden_size: int = Field(64, ge=8)
-    num_layers: int = Field(2, ge=1)
-    intermediate_size: int = Field(128, ge=8)
+    hidden_size: int = Field(64, ge=8, description="the tiny Llama's width; a multiple of num_heads")
+    num_layers: int = Field(2, ge=1, description="the tiny Llama's transformer layers")
+    intermediate_size: int = Field(128, ge=8, description="the MLP's inner width")
     numbers: Literal["digits", "whole"] = Field(
         "digits", description="how the tiny verifier's own tokenizer splits numbers: `digits` (the prover's "
                               "tokenizer) or `whole` (each number of the corpus one token; see pvg.data.tokenizer)")
@@ -109,16 +122,22 @@ class VerifierTinyConfig(TinyModelConfig):
 class ModelConfig(_Strict):
     """A hub id / local path (real `from_pretrained`), or None to build a tiny model from `tiny`."""
 
-    model: str | None = None
-    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig)
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    model: str | None = Field(None, description="a hub id or local path, taken as it is (no warm start); null: a "
+                                                "tiny model built from `tiny` and warm-started")
+    tiny: TinyModelConfig = Field(default_factory=TinyModelConfig,
+                                  description="the tiny model's shape, used only when model is null")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="the dtype the game's actors load the weights in (a prover trained by DeepSpeed "
+                               "loads float32 and follows deepspeed.precision)")
 
 
 class ProverConfig(ModelConfig):
-    tiny: ProverTinyConfig = Field(default_factory=ProverTinyConfig)
-    max_new_tokens: int = Field(72, ge=4)
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
+    tiny: ProverTinyConfig = Field(default_factory=ProverTinyConfig,
+                                   description="the tiny prover's shape, used only when model is null")
+    max_new_tokens: int = Field(72, ge=4, description="most tokens sampled per solution")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature; PPO's log-probs use the same one")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling's probability mass (1 = off; top_k is "
+                                                      "always off)")
     calculator: bool = Field(
         False, description="write the result of every `a op b =` while sampling (pvg.game.calculator), as GSM8K's "
                            "own solutions were sampled; the prover then errs only in its reasoning")
@@ -128,15 +147,24 @@ class ProverConfig(ModelConfig):
 
 
 class VerifierConfig(ModelConfig):
-    tiny: VerifierTinyConfig = Field(default_factory=VerifierTinyConfig)
-    lr: float = Field(1e-3, gt=0)
-    train_steps: int = Field(300, ge=1)
-    batch_pairs: int = Field(32, ge=1)
-    center_coef: float = Field(0.01, ge=0)
+    tiny: VerifierTinyConfig = Field(default_factory=VerifierTinyConfig,
+                                     description="the tiny verifier's shape, used only when model is null")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the verifier's training (also its warm-start "
+                                              "judging)")
+    train_steps: int = Field(300, ge=1, description="optimizer steps per verifier phase, whatever the pool size "
+                                                    "(from fresh weights every round)")
+    batch_pairs: int = Field(32, ge=1, description="(correct, incorrect) pairs per step of the Bradley-Terry loss")
+    center_coef: float = Field(0.01, ge=0, description="weight of the squared sum of each pair's scores in the loss, "
+                                                       "keeping scores centred on 0")
     solutions_per_problem: int = Field(4, ge=2, description="per problem and round, balanced correct/incorrect")
-    mixture: Literal["equal", "proportional"] = "equal"
-    max_length: int = Field(160, ge=16)
-    threshold: Literal["helpful_median", "zero"] = "helpful_median"
+    mixture: Literal["equal", "proportional"] = Field(
+        "equal", description="how pool sources (the initial prover and each earlier round) are weighted when "
+                             "drawing pairs: equal shares, or in proportion to their size")
+    max_length: int = Field(160, ge=16, description="tokens a verifier input (question and solution) is cut to, "
+                                                    "in training and scoring")
+    threshold: Literal["helpful_median", "zero"] = Field(
+        "helpful_median", description="the acceptance threshold of the round metrics: the median score of helpful "
+                                      "correct eval solutions (the paper's), or 0")
 
 
 class WarmstartConfig(_Strict):
@@ -150,12 +178,18 @@ class WarmstartConfig(_Strict):
     verifier_pretrain_labels: Literal["tokens", "pairs"] = Field(
         "pairs", description="tokens: a label on every solution token (right until the first departure from the "
                              "reference); pairs: Bradley-Terry on (reference, planted flaw) pairs, outcome only")
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="examples per step of the warm start's supervised and "
+                                                  "language-model training")
     verifier_pretrain_batch_size: int | None = Field(
         None, ge=1, description="solutions per step of the verifier's judging; default: batch_size")
-    lr: float = Field(3e-3, gt=0)
-    eval_problems: int = Field(200, ge=1)
-    sneaky_fraction: float = Field(0.5, ge=0, le=1)
+    lr: float = Field(3e-3, gt=0, description="peak learning rate of the prover's and the verifier base's warm start")
+    eval_problems: int = Field(200, ge=1, description="held-out test problems the warm-started models are measured on")
+    verifier_flaw_kinds: list[FlawKind] | None = Field(
+        None, description="planted-flaw kinds the verifier's warm start sees (default: all of data.flaw_kinds); a "
+                          "kind left out is one the sneaky role learns but the round-0 verifier never saw")
+    sneaky_fraction: float = Field(0.5, ge=0, le=1, description="chance that a problem gives the prover's warm "
+                                                                "start a sneaky (planted-flaw) example, and, drawn "
+                                                                "apart, 1 minus it a helpful one")
 
     @model_validator(mode="before")
     @classmethod
@@ -172,45 +206,71 @@ class WarmstartConfig(_Strict):
 
 class PPOConfig(_Strict):
     max_steps: int = Field(30, ge=1, description="PPO updates per prover phase (the exploit step limit)")
-    problems_per_step: int = Field(16, ge=1)
+    problems_per_step: int = Field(16, ge=1, description="prover-side problems drawn per PPO update (each sampled "
+                                                         "in both roles)")
     samples_per_problem: int = Field(4, ge=2, description="b: samples per problem and role")
-    reward: Literal["src", "cgc", "goodhart"] = "src"
-    cgc_v0: float = -2.0
-    epochs: int = Field(2, ge=1)
-    minibatch_size: int = Field(32, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    lr: float = Field(1e-4, gt=0)
-    critic_lr: float = Field(1e-3, gt=0)
-    clip_range: float = Field(0.2, gt=0)
-    value_clip_range: float = Field(0.2, gt=0)
-    vf_coef: float = Field(0.5, ge=0)
-    gamma: float = Field(1.0, ge=0, le=1)
-    lam: float = Field(0.95, ge=0, le=1)
-    kl_coef: float = Field(0.02, ge=0)
-    kl_estimator: Literal["k1", "k2", "k3"] = "k1"
-    kl_in: Literal["reward", "loss"] = "reward"
-    whiten_advantages: bool = True
-    max_grad_norm: float = Field(1.0, gt=0)
-    exploit_incorrect_rate: float = Field(0.95, gt=0, le=1)
+    reward: Literal["src", "cgc", "goodhart", "correctness"] = Field(
+        "src", description="src: signed relative convincingness (the paper's); cgc: correctness-gated "
+                           "convincingness; goodhart: the plain verifier score, role ignored; correctness: 1 for a "
+                           "correct answer, no verifier, helpful role only (the paper's baseline); pvg/game/rewards.py")
+    cgc_v0: float | None = Field(
+        None, description="with reward cgc: a fixed reward for a solution whose correctness does not match its "
+                          "role; default (none): cgc_margin below the batch's lowest verifier score, so it is "
+                          "always below every score")
+    cgc_margin: float = Field(1.0, gt=0, description="with reward cgc and no cgc_v0: how far below the batch's "
+                                                     "lowest verifier score the gate V0 sits")
+    advantage: Literal["gae", "group"] = Field(
+        "gae", description="gae: token-level GAE with the value head; group: critic-free, each reward minus the "
+                           "mean of the other samples of its (problem, role) (RLOO), every token its return-to-go")
+    epochs: int = Field(2, ge=1, description="passes over each PPO batch per update")
+    minibatch_size: int = Field(32, ge=1, description="episodes per optimizer step, all prover actors together")
+    grad_accum: int = Field(1, ge=1, description="micro-batches each actor splits its minibatch share into")
+    lr: float = Field(1e-4, gt=0, description="the policy's AdamW learning rate")
+    critic_lr: float = Field(1e-3, gt=0, description="the value head's AdamW learning rate")
+    clip_range: float = Field(0.2, gt=0, description="PPO's clip on the probability ratio: 1 ± this")
+    value_clip_range: float = Field(0.2, gt=0, description="how far a value may move from its old estimate before "
+                                                           "its loss is clipped")
+    vf_coef: float = Field(0.5, ge=0, description="weight of the value loss beside the policy loss")
+    gamma: float = Field(1.0, ge=0, le=1, description="GAE's discount per token")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE's lambda")
+    kl_coef: float = Field(0.02, ge=0, description="weight of the KL penalty to the initial prover")
+    kl_estimator: Literal["k1", "k2", "k3"] = Field(
+        "k1", description="per-token KL estimator (Schulman's): k1 = log r, k2 = (log r)^2/2, k3 = r' - 1 - log r'")
+    kl_in: Literal["reward", "loss"] = Field(
+        "reward", description="where the KL penalty goes: subtracted from every token's reward, or added to the loss")
+    whiten_advantages: bool = Field(True, description="normalize advantages to mean 0, variance 1 over the whole "
+                                                      "batch (all actors)")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient norm clip of each optimizer step")
+    exploit_incorrect_rate: float = Field(
+        0.95, gt=0, le=1, description="a PPO step's batch is an exploit when at least this share of its sneaky "
+                                      "samples is incorrect and the incorrect ones' mean score reaches the helpful "
+                                      "correct ones' (pvg/game/exploit.py)")
 
 
 class GameConfig(_Strict):
-    max_rounds: int = Field(4, ge=1)
+    max_rounds: int = Field(4, ge=1, description="the round limit: the game ends after this many rounds whatever "
+                                                 "the stop rule (`pvg train --resume --set` may change it to play on)")
     min_rounds: int = Field(
         2, ge=1, description="rounds played before the stop rule may end the game (the round limit always applies): "
                              "round 0's verifier has seen only the initial prover's solutions, so whether training on "
                              "a PPO-trained prover's solutions makes it harder to fool shows from round 1 on")
-    fool_rate_bar: float = Field(0.1, ge=0, le=1)
-    stop_rule: Literal["no_exploit_and_fool_rate", "fool_rate", "max_rounds"] = "no_exploit_and_fool_rate"
+    fool_rate_bar: float = Field(0.1, ge=0, le=1, description="the stop rule's bar on the sneaky fool rate: the "
+                                                              "share of incorrect sneaky eval solutions the verifier "
+                                                              "accepts")
+    stop_rule: Literal["no_exploit_and_fool_rate", "fool_rate", "max_rounds"] = Field(
+        "no_exploit_and_fool_rate", description="when the game ends early: no exploit within ppo.max_steps and a "
+                                                "fool rate under the bar (the paper's); the bar alone; or never "
+                                                "(max_rounds)")
     pool_problems_per_round: int = Field(300, ge=2, description="verifier-half problems sampled into the pool each round")
     pool_samples_per_role: int = Field(2, ge=1, description="solutions per problem and role added to the pool")
     eval_problems: int = Field(200, ge=2, description="held-out test problems for the round metrics")
 
 
 class GroupResources(_Strict):
-    actors: int = Field(1, ge=1)
-    cpus_per_actor: float = Field(1, ge=0)
-    gpus_per_actor: float = Field(0, ge=0)
+    actors: int = Field(1, ge=1, description="Ray actors of the group; each samples or scores a shard of every "
+                                             "batch (several prover actors train data-parallel through DeepSpeed)")
+    cpus_per_actor: float = Field(1, ge=0, description="CPUs Ray reserves for each actor")
+    gpus_per_actor: float = Field(0, ge=0, description="GPUs Ray reserves for each actor; a fraction shares one")
     torch_threads: int | None = Field(
         None, ge=1, description="torch's threads in each actor; default: cpus_per_actor. On one machine more can pay: "
                                 "the groups take turns (verifier phase, then prover phase), so each phase may use "
@@ -218,9 +278,11 @@ class GroupResources(_Strict):
 
 
 class ResourcesConfig(_Strict):
-    prover: GroupResources = Field(default_factory=GroupResources)
-    verifier: GroupResources = Field(default_factory=GroupResources)
-    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    prover: GroupResources = Field(default_factory=GroupResources, description="the prover group's actors")
+    verifier: GroupResources = Field(default_factory=GroupResources, description="the verifier group's actors (rank "
+                                                                                 "0 trains, every rank scores)")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="Ray's placement-group strategy for each group's bundles (one bundle per actor)")
     colocate: bool = Field(
         False, description="put verifier actor i in prover actor i's bundle: the two share its GPU (half each, "
                            "the same device) since their phases alternate; needs gpus_per_actor <= 1 and "
@@ -255,22 +317,25 @@ class DeepSpeedConfig(_Strict):
 
 
 class LoggingConfig(_Strict):
-    tensorboard: bool = True
-    wandb: bool = False
-    progress: bool = True
+    tensorboard: bool = Field(True, description="write TensorBoard scalars under the run folder's tb/")
+    wandb: bool = Field(False, description="also log to Weights & Biases (project pvg; needs pip install 'pvg[wandb]')")
+    progress: bool = Field(True, description="show progress bars")
 
 
 class PvgConfig(_Strict):
-    run: RunConfig = Field(default_factory=RunConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
-    prover: ProverConfig = Field(default_factory=ProverConfig)
-    verifier: VerifierConfig = Field(default_factory=VerifierConfig)
-    warmstart: WarmstartConfig = Field(default_factory=WarmstartConfig)
-    ppo: PPOConfig = Field(default_factory=PPOConfig)
-    game: GameConfig = Field(default_factory=GameConfig)
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
-    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    run: RunConfig = Field(default_factory=RunConfig, description="naming, seeding and where runs and caches go")
+    data: DataConfig = Field(default_factory=DataConfig, description="the problems and their split")
+    prover: ProverConfig = Field(default_factory=ProverConfig, description="the prover model and how it samples")
+    verifier: VerifierConfig = Field(default_factory=VerifierConfig, description="the verifier model and its "
+                                                                                 "training each round")
+    warmstart: WarmstartConfig = Field(default_factory=WarmstartConfig, description="the tiny models' training "
+                                                                                    "before the game")
+    ppo: PPOConfig = Field(default_factory=PPOConfig, description="the prover phase: PPO against the round's verifier")
+    game: GameConfig = Field(default_factory=GameConfig, description="rounds, the pool and when the game stops")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Ray actors and what each "
+                                                                                    "reserves")
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="how the prover group trains")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="where metrics are reported")
 
     @model_validator(mode="after")
     def _shards_evenly(self) -> "PvgConfig":
@@ -294,6 +359,55 @@ class PvgConfig(_Strict):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def config_models(root: type[BaseModel] = PvgConfig) -> list[type[BaseModel]]:
+    """Every model class reachable from `root` through its fields' annotations (inside Optional, Union,
+    list, dict, ... too), `root` first, each once."""
+    found: list[type[BaseModel]] = []
+
+    def visit(annotation: Any) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if annotation not in found:
+                found.append(annotation)
+                for field in annotation.model_fields.values():
+                    visit(field.annotation)
+            return
+        for arg in get_args(annotation):
+            visit(arg)
+
+    visit(root)
+    return found
+
+
+def undocumented(root: type[BaseModel] = PvgConfig) -> list[str]:
+    """`Model.field` for each field of the config tree with no (or a blank) description."""
+    return [f"{m.__name__}.{name}" for m in config_models(root) for name, f in m.model_fields.items()
+            if not (f.description or "").strip()]
+
+
+def describe(cfg: BaseModel, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """One `(dotted.key, value, description)` per leaf field of a resolved config, in field order;
+    values as the saved config.yaml has them (`model_dump(mode="json")`). A dict or list of models
+    (none today) gives a key per entry: `section.field.name.leaf`, `section.field.0.leaf`."""
+    dumped = cfg.model_dump(mode="json")
+    rows: list[tuple[str, Any, str]] = []
+
+    def walk(value: Any, plain: Any, key: str, description: str) -> None:
+        if isinstance(value, BaseModel):
+            rows.extend(describe(value, key + "."))
+        elif isinstance(value, dict) and any(isinstance(v, BaseModel) for v in value.values()):
+            for k, v in value.items():
+                walk(v, plain[k], f"{key}.{k}", description)
+        elif isinstance(value, (list, tuple)) and any(isinstance(v, BaseModel) for v in value):
+            for i, v in enumerate(value):
+                walk(v, plain[i], f"{key}.{i}", description)
+        else:
+            rows.append((key, plain, description))
+
+    for name, field in type(cfg).model_fields.items():
+        walk(getattr(cfg, name), dumped[name], prefix + name, field.description or "")
+    return rows
 
 
 class ConfigError(PvgError):

@@ -6,10 +6,31 @@ import contextlib
 import time
 from typing import Callable, Iterator
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
+# Output that is not a terminal (a log file, `pvg jobs logs`, a pipe) has no width to fit, and rich would
+# wrap it at 80 columns: tables folded, paths broken. There, lines come out whole, as wide as they are.
+PIPE_WIDTH = 1000
+
+
+class PvgConsole(Console):
+    """A rich Console that is PIPE_WIDTH wide when it writes to no terminal and COLUMNS says nothing;
+    decided at each print (the stream can change: pytest's capture, typer's CliRunner)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and not self._environ.get("COLUMNS", "").isdigit():
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = PvgConsole(stderr=True)
 
 # Starts a bar: `add_bar(description, total)` returns its `advance(n=1, **fields)`.
 AddBar = Callable[[str, int], Callable[..., None]]

@@ -26,4 +26,7 @@ def finished_run(tmp_path_factory, cache_dir) -> Path:
     proc = subprocess.run(pvg_cmd("train", str(CONFIG), *overrides(out, cache_dir)), capture_output=True, text=True,
                           env=env(), timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    # what `pvg train` printed, beside (not in) the run folder, for the tests of its output
+    (out / "train.stdout").write_text(proc.stdout)
+    (out / "train.stderr").write_text(proc.stderr)
     return out / "tiny-ci"

@@ -158,3 +158,139 @@ def test_train_rejects_unplaceable_config_before_any_work(tmp_path):
     assert "cannot place this config" in msg and "prover 2 x {CPU=64}" in msg, msg
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
     assert not ray.is_initialized()
+
+
+def test_config_show_doc(runner, tmp_path):
+    """`--doc`: one unwrapped line per leaf key (even 80 columns wide), its resolved value, its description."""
+    from pvg.config import PvgConfig, describe
+
+    (tmp_path / "c.yaml").write_text("run:\n  name: shown\nppo:\n  epochs: 5\n")
+    result = invoke(runner, ["config", "show", "c.yaml", "--doc", "--set", "ppo.lr=0.25", "--set", "data.path=null"],
+                    env=NARROW)
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    fields = PvgConfig.model_fields
+    for key, value in [("run.name", "shown"), ("ppo.epochs", "5"), ("ppo.lr", "0.25"), ("data.path", "null"),
+                       ("resources.prover.actors", "1")]:
+        section, *_, leaf = key.split(".")
+        model = fields[section].annotation
+        if key.count(".") == 2:
+            model = model.model_fields[key.split(".")[1]].annotation
+        description = model.model_fields[leaf].description
+        assert lines[key].split()[1] == value, lines[key]
+        assert lines[key].rstrip().endswith(description), (lines[key], description)  # whole, on one line
+    keys = [k for k, _, _ in describe(PvgConfig())]
+    assert [line.split()[0] for line in result.stdout.splitlines()] == keys  # every key once, nothing wrapped
+    assert "ppo.reward" in lines and "deepspeed.zero_stage" in lines
+    plain = invoke(runner, ["config", "show", "c.yaml"])
+    assert yaml.safe_load(plain.stdout)["ppo"]["epochs"] == 5  # without --doc: the YAML, as before
+
+
+# ----------------------------------------------------------------------------------------- output a person can use
+def test_flags_show_no_value_in_help(runner):
+    """A flag takes no value: typer's rich help would print `--debug <bool>`; pvg's shows none."""
+    for args in (["--help"], ["warmstart", "--help"], ["train", "--help"], ["jobs", "list", "--help"]):
+        result = invoke(runner, args)
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output, (args, result.output)
+    top = invoke(runner, ["--help"]).output
+    assert "--debug" in top and "Show tracebacks" in top
+    assert "--set" in invoke(runner, ["warmstart", "--help"]).output
+    assert "<list" not in invoke(runner, ["warmstart", "--help"]).output, "--set shows KEY=VALUE"
+    assert "<str>" in invoke(runner, ["jobs", "list", "--help"]).output, "an option with a value still shows it"
+
+
+def test_output_in_a_pipe_is_not_wrapped(tmp_path):
+    """Logs, `pvg jobs logs` and pipes are no terminal: rich would wrap them at 80 columns."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR", "TERM")}
+    deep = tmp_path / ("a-long-folder-name-" * 6) / "problems.jsonl"
+    deep.parent.mkdir()
+    name = "run-" + "x" * 150
+    (tmp_path / "c.yaml").write_text(f"run:\n  name: {name}\n")
+    synth = subprocess.run([sys.executable, "-m", "pvg.cli", "data", "synth", "-n", "2", "-o", str(deep)],
+                           capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert synth.returncode == 0, synth.stderr
+    assert f"wrote 2 problems to {deep}" in synth.stderr.splitlines(), synth.stderr  # stderr: one line
+    shown = subprocess.run([sys.executable, "-m", "pvg.cli", "config", "show", str(tmp_path / "c.yaml")],
+                           capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert shown.returncode == 0, shown.stderr
+    assert f"  name: {name}" in shown.stdout.splitlines(), shown.stdout  # stdout: one line
+    assert max(len(line) for line in shown.stdout.splitlines()) < 200, "no padding to the wide width"
+
+
+class _FakeRun:
+    def __init__(self, location: str):
+        self.location = location
+
+
+def _fake_orchestrator(summary: dict, location: str):
+    class FakeOrchestrator:
+        def __init__(self, cfg, run_dir, address=None):
+            self.rf = _FakeRun(location)
+
+        def run(self):
+            return summary
+
+    return FakeOrchestrator
+
+
+SUMMARY = {"stop_reason": "reached game.max_rounds=2", "rounds": 2, "last_round": 1,
+           "final": {"round": 1, "helpful_pass_rate": 0.75, "sneaky_incorrect_rate": 1.0, "verifier_auroc": 0.8123,
+                     "sneaky_fool_rate": 0.125, "steps_to_exploit": None, "exploited": False, "kl_to_init": 0.95}}
+
+
+def test_train_ends_with_a_summary_and_what_to_run_next(runner, tmp_path, monkeypatch):
+    import pvg.game.orchestrator as orchestrator
+
+    monkeypatch.setattr(orchestrator, "Orchestrator", _fake_orchestrator(SUMMARY, "runs/my run"))
+    (tmp_path / "c.yaml").write_text("run: {name: x}\n")
+    result = invoke(runner, ["train", "c.yaml"])
+    assert result.exit_code == 0, result.output
+    said = result.stdout
+    assert "stopped after 2 rounds: reached game.max_rounds=2" in said
+    assert "helpful pass 75% · sneaky incorrect 100% · AUROC 0.812 · fool rate 12% · no exploit · KL 0.95" in said
+    for command in ("pvg metrics 'runs/my run'", "pvg report 'runs/my run' -o report.html",
+                    "pvg export-verifier 'runs/my run' -o verifier"):
+        assert command in said, (command, said)
+    assert "{" not in said, "a person's summary, not a JSON blob"
+
+    scripted = invoke(runner, ["train", "c.yaml", "--json"])
+    assert scripted.exit_code == 0, scripted.output
+    assert json.loads(scripted.stdout) == SUMMARY
+
+
+def test_a_stopped_job_says_pvg_submit_resume(monkeypatch):
+    """In a job's log (Ray hands the driver its metadata) and after `pvg jobs stop`: resume as a job."""
+    from pvg.cluster.jobs import Cluster
+    from pvg.run.folder import RAY_JOB_CONFIG_ENV, in_pvg_job, resume_command
+
+    monkeypatch.delenv(RAY_JOB_CONFIG_ENV, raising=False)
+    assert not in_pvg_job() and resume_command("/shared/runs/x") == "pvg train --resume /shared/runs/x"
+    monkeypatch.setenv(RAY_JOB_CONFIG_ENV, json.dumps({"runtime_env": {}, "metadata": {"pvg": "train"}}))
+    assert in_pvg_job() and resume_command("/shared/runs/x") == "pvg submit --resume /shared/runs/x"
+    monkeypatch.setenv(RAY_JOB_CONFIG_ENV, json.dumps({"metadata": {"other": "job"}}))
+    assert not in_pvg_job()
+
+    class Info:
+        status, message, metadata = "STOPPED", "", {"pvg_run_dir": "/shared/runs/x"}
+        submission_id, entrypoint, start_time, end_time = "pvg-x-1", "python -u -m pvg.cli train", 0, 0
+
+    class Client:
+        def stop_job(self, job_id):
+            return True
+
+        def get_job_info(self, job_id):
+            return Info()
+
+    import pvg.cluster.jobs as jobs
+
+    monkeypatch.setattr(jobs, "connect", lambda address, token: Cluster("http://head:8265", Client()))
+    result = CliRunner().invoke(app, ["jobs", "stop", "pvg-x-1", "--wait", "0"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "continue with `pvg submit --resume /shared/runs/x --address http://head:8265`" in result.stderr
+    status = CliRunner().invoke(app, ["jobs", "status", "pvg-x-1"], env=WIDE)
+    assert "pvg submit --resume /shared/runs/x --address http://head:8265" in status.stdout, status.output

@@ -217,3 +217,62 @@ def test_one_warmup_key_of_older_run_folders_still_loads(tmp_path):
     mixed = load_config(write(tmp_path, "warmstart:\n  warmup_steps: 7\n  prover_warmup_steps: 100\n", "m.yaml"))
     assert (mixed.warmstart.prover_warmup_steps, mixed.warmstart.verifier_warmup_steps) == (100, 7)
     assert "warmup_steps" not in yaml.safe_load(old.to_yaml())["warmstart"]  # written back in today's keys
+
+
+def test_every_config_field_is_documented():
+    """Every field of every model reachable from PvgConfig says what it means (`pvg config show --doc`)."""
+    from pvg.config import config_models, undocumented
+
+    assert {"PvgConfig", "GroupResources", "SplitConfig", "VerifierTinyConfig"} <= {m.__name__ for m in config_models()}
+    missing = undocumented()
+    assert not missing, "config fields with no description: " + ", ".join(missing)
+
+
+def test_the_documentation_walk_looks_inside_every_annotation():
+    """Models inside Optional, Union, list and dict annotations are walked too, and a blank
+    description counts as none: the check above cannot miss a field by where its model sits."""
+    from typing import Optional, Union
+
+    from pydantic import BaseModel, Field
+
+    from pvg.config import undocumented
+
+    class InOptional(BaseModel):
+        a: int = 0
+
+    class InUnion(BaseModel):
+        b: int = Field(0, description="  ")
+
+    class InList(BaseModel):
+        c: int = 0
+
+    class InDict(BaseModel):
+        d: int = Field(0, description="documented")
+        e: int = 0
+
+    class Root(BaseModel):
+        opt: Optional[InOptional] = Field(None, description="x")
+        union: Union[InUnion, int] = Field(0, description="x")
+        items: list[InList] = Field(default_factory=list, description="x")
+        table: dict[str, InDict] = Field(default_factory=dict, description="x")
+        bare: int = 0
+
+    assert sorted(undocumented(Root)) == ["InDict.e", "InList.c", "InOptional.a", "InUnion.b", "Root.bare"]
+
+
+def test_describe_lists_every_leaf_with_its_value_and_description():
+    from pvg.config import describe
+
+    cfg = load_config(None, ["ppo.lr=0.25", "resources.verifier.actors=3"])
+    rows = describe(cfg)
+
+    def leaves(tree, prefix=""):
+        for k, v in tree.items():
+            yield from leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
+
+    assert [(k, v) for k, v, _ in rows] == list(leaves(cfg.model_dump(mode="json")))
+    assert all(d.strip() for _, _, d in rows)
+    by_key = {k: (v, d) for k, v, d in rows}
+    assert by_key["ppo.lr"] == (0.25, PvgConfig.model_fields["ppo"].annotation.model_fields["lr"].description)
+    assert by_key["resources.verifier.actors"][0] == 3
+    assert by_key["data.flaw_kinds"][0] == list(PvgConfig().data.flaw_kinds)

@@ -71,6 +71,32 @@ def test_run_folder_and_metrics_schema(finished_run: Path):
     AutoModelForSequenceClassification.from_pretrained(run / f"checkpoints/round-{k}/verifier")
     AutoTokenizer.from_pretrained(run / f"checkpoints/round-{k}/verifier")
     assert list((run / "tb").glob("events.out.tfevents.*")), "TensorBoard events are written"
+    # TensorBoard, read back as TensorBoard reads it: one tag a metric, PPO on one step axis across rounds
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    tb.Reload()
+    tags = tb.Tags()["scalars"]
+    assert tags and all(t.split("/")[0] in ("round", "ppo") and t.count("/") == 1 for t in tags), tags
+    assert not [t for t in tags if t.split("/")[1] in ("round", "step", "kind")], "an index plotted as a metric"
+    for key in ("reward_helpful", "reward_sneaky", "kl_to_init"):
+        events = tb.Scalars(f"ppo/{key}")  # a batch that exploited was not updated on: it has no kl_to_init
+        logged = [(i + 1, r[key]) for i, r in enumerate(ppo) if r.get(key) is not None]
+        assert [e.step for e in events] == [s for s, _ in logged], "one PPO curve over every round's steps"
+        assert [e.value for e in events] == pytest.approx([v for _, v in logged], rel=1e-5, abs=1e-6)
+    assert len({r["round"] for r in ppo}) == len(rounds) >= 2, "PPO rows of more than one round on that axis"
+    aurocs = tb.Scalars("round/verifier_auroc")
+    assert [e.step for e in aurocs] == [r["round"] for r in rounds]
+    assert [e.value for e in aurocs] == pytest.approx([r["verifier_auroc"] for r in rounds], rel=1e-5)
+    # what `pvg train` said: where the run is, first; at the end a short summary and what to run next
+    said, logged = (run.parent / "train.stdout").read_text(), (run.parent / "train.stderr").read_text()
+    lines = logged.splitlines()
+    assert f"run folder: {run}" in lines, logged[:2000]
+    assert not [line for line in lines[:lines.index(f"run folder: {run}")] if "Ray" in line], "before Ray's lines"
+    assert f"stopped after {summary['rounds']} rounds: {summary['stop_reason']}" in said, said
+    for command in (f"pvg metrics {run}", f"pvg report {run} -o report.html", f"pvg export-verifier {run} -o"):
+        assert command in said, (command, said)
+    assert "{" not in said, "no JSON blob: `pvg train --json` is the machine-readable summary"
 
 
 def _without_timings(rows: list[dict]) -> list[dict]:

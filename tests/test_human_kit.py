@@ -340,7 +340,8 @@ def test_import_errors(kit, tmp_path):
 def browser() -> str:
     found = next((b for b in map(shutil.which, BROWSERS) if b), None)
     if found is None:
-        pytest.skip(f"no headless browser ({', '.join(BROWSERS)}) installed")
+        pytest.skip(f"no headless browser ({', '.join(BROWSERS)}) installed; "
+                    "PVG_INSTALL_BROWSER=1 bash scripts/install.sh installs one")
     return found
 
 

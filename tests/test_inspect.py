@@ -313,7 +313,8 @@ def test_report_escapes_text_and_skips_marks_without_problems(runner, finished_r
 def test_report_renders_in_headless_chromium(report_html, tmp_path):
     browser = next((b for b in map(shutil.which, BROWSERS) if b), None)
     if browser is None:
-        pytest.skip(f"no headless browser ({', '.join(BROWSERS)}) installed")
+        pytest.skip(f"no headless browser ({', '.join(BROWSERS)}) installed; "
+                    "PVG_INSTALL_BROWSER=1 bash scripts/install.sh installs one")
     page = tmp_path / "report.html"
     page.write_text(report_html)
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]

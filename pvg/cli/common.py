@@ -12,16 +12,36 @@ import traceback
 from typing import Callable
 
 import typer
-from rich.console import Console
+import typer.core
 from rich.markup import escape
 
 from pvg.errors import PvgError
+from pvg.progress import PvgConsole
 
-out = Console()
-err = Console(stderr=True)
+out = PvgConsole()  # unwrapped when not a terminal (logs, pipes): see pvg.progress.PvgConsole
+err = PvgConsole(stderr=True)
 _state = {"debug": False}
 
-SetOption = typer.Option(None, "--set", help="Override a config key: --set ppo.lr=1e-4 (repeatable).")
+SetOption = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override a config key: --set ppo.lr=1e-4 (repeatable).")
+
+
+def _flags_take_no_value() -> None:
+    """A flag takes no value, so its help shows none. typer's rich help (0.2x) prints every option's
+    type, flags included (`--debug <bool>`, `--help <bool>`); its plain help skips flags and counts
+    (`TyperOption.get_help_record`), and so does this, for every command at once."""
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if shown is None or getattr(shown, "_pvg_flags_fixed", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich._pvg_flags_fixed = True
+    option.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 
 
 def set_debug(debug: bool) -> None:

@@ -63,7 +63,7 @@ def score(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Score solutions with an exported verifier, exactly as the game scores them (higher = more convincing)."""
-    from pvg.export.hf import scoring
+    from pvg.export import scoring
 
     rows = scoring.read_rows(input_)
     scoring.check_output(output)
@@ -87,7 +87,7 @@ def eval_verifier(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ) -> None:
     """Measure an exported verifier on labelled solutions: AUROC, balanced accuracy, completeness, soundness."""
-    from pvg.export.hf import scoring
+    from pvg.export import scoring
     from pvg.data.grading import extract_answer
 
     rows = scoring.read_rows(input_)

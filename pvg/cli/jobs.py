@@ -116,8 +116,17 @@ def _follow(cluster, job_id: str) -> None:
         err.print(f"stopped following; the job keeps running (pvg jobs stop {job_id} --address {cluster.url})")
         raise typer.Exit(130)
     err.print(f"job {escape(job_id)}: [bold]{info.status}[/] {escape(info.message or '')}", highlight=False)
+    if str(info.status) == "STOPPED":
+        _say_how_to_resume(cluster, info)
     if str(info.status) != "SUCCEEDED":
         raise typer.Exit(1)
+
+
+def _say_how_to_resume(cluster, info) -> None:
+    """A stopped job's run folder keeps every finished phase: the job that continues it."""
+    hint = cluster.resume_hint((info.metadata or {}).get("pvg_run_dir"))
+    if hint:
+        err.print(f"continue with `{escape(hint)}`", highlight=False, soft_wrap=True)
 
 
 def _when(ms: Optional[int], short: bool = False) -> str:
@@ -186,6 +195,8 @@ def jobs_status(
     out.print(f"{d['job_id']}: [bold]{d['status']}[/]", highlight=False)
     rows = [("message", d["message"]), ("run folder", d["run_dir"]), ("config", d["config"]),
             ("entrypoint", d["entrypoint"]), ("started", _when(d["start_time"])), ("ended", _when(d["end_time"]))]
+    if d["status"] == "STOPPED":
+        rows.append(("continue", cluster.resume_hint(d["run_dir"])))
     for k, v in rows:
         if v:
             out.print(f"  {k:<11} {escape(str(v))}", highlight=False, soft_wrap=True)
@@ -227,6 +238,7 @@ def jobs_stop(
         out.print(f"{escape(job_id)} had already ended: {info.status}", highlight=False)
         return
     out.print(f"{escape(job_id)}: stop requested; now {info.status}", highlight=False)
+    _say_how_to_resume(cluster, info)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -45,10 +47,36 @@ def _load(config: Path, overrides: Optional[List[str]]):
 
 @config_app.command("show")
 @friendly
-def config_show(config: Path = typer.Argument(..., help="YAML config file."), set: Optional[List[str]] = SetOption) -> None:
+def config_show(
+    config: Path = typer.Argument(..., help="YAML config file."),
+    set: Optional[List[str]] = SetOption,
+    doc: bool = typer.Option(False, "--doc", help="One line per key instead: dotted key, resolved value, what it means."),
+) -> None:
     """Print the resolved config (file + --set overrides + defaults) as YAML."""
     cfg = _load(config, set)
+    if doc:
+        _print_doc(cfg)
+        return
     out.print(Syntax(cfg.to_yaml(), "yaml", background_color="default"))
+
+
+def _doc_value(value) -> str:
+    """A value as YAML would write it inline: strings bare (quoted when empty), the rest as JSON."""
+    import json
+
+    return value if isinstance(value, str) and value else json.dumps(value)
+
+
+def _print_doc(cfg) -> None:
+    """Aligned plain lines, never wrapped: `key  value  description` (grep-able, readable in a pipe)."""
+    from pvg.config import describe
+
+    rows = [(key, _doc_value(value), description) for key, value, description in describe(cfg)]
+    key_w = max(len(k) for k, _, _ in rows)
+    value_w = min(24, max(len(v) for _, v, _ in rows))  # a long list just pushes its description along
+    for key, value, description in rows:
+        out.print(f"{key:<{key_w}}  {value:<{value_w}}  {description}".rstrip(), soft_wrap=True, markup=False,
+                  highlight=False)
 
 
 @data_app.command("synth")
@@ -124,6 +152,8 @@ def train(
                                           "s3://bucket/runs/NAME (default: run.out_dir/run.name)."),
     address: Optional[str] = typer.Option(None, "--address", envvar="RAY_ADDRESS",
                                           help="Ray cluster to join (default: start a local Ray)."),
+    as_json: bool = typer.Option(False, "--json", help="End with the summary as one JSON object on stdout "
+                                 "(summary.json: stop_reason, rounds, final metrics) for scripts."),
 ) -> None:
     """Play the prover-verifier game: verifier and prover rounds until the sneaky prover stops fooling the verifier."""
     from pvg.game.orchestrator import Orchestrator, default_run_dir
@@ -137,8 +167,42 @@ def train(
             raise PvgError("give a config (e.g. configs/tiny.yaml) or --resume RUN_DIR")
         cfg = _load(config, set)
         orch = Orchestrator(cfg, run_dir or default_run_dir(cfg), address=address)
-    summary = orch.run()
-    out.print_json(data=summary)
+    summary = orch.run()  # says first where the run folder is, then plays
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    out.print(train_summary(summary, orch.rf.location), highlight=False, soft_wrap=True)
+
+
+def _pct(v) -> str:
+    return f"{v:.0%}" if isinstance(v, (int, float)) else "-"
+
+
+def train_summary(summary: Optional[dict], location: str) -> str:
+    """The end of `pvg train`: why the game stopped, the last round's numbers, and what to run next."""
+    run = shlex.quote(location)
+    lines = []
+    if summary:
+        n = summary.get("rounds", 0)
+        lines.append(f"[bold]stopped[/] after {n} round{'s' * (n != 1)}: {escape(str(summary.get('stop_reason')))}")
+        f = summary.get("final") or {}
+        if f:
+            auroc = f.get("verifier_auroc")
+            exploit = (f"exploited after {f.get('steps_to_exploit')} PPO steps" if f.get("exploited") else "no exploit")
+            kl = f.get("kl_to_init")
+            lines.append(f"round {f.get('round')}: helpful pass {_pct(f.get('helpful_pass_rate'))} · sneaky incorrect "
+                         f"{_pct(f.get('sneaky_incorrect_rate'))} · AUROC "
+                         f"{f'{auroc:.3f}' if isinstance(auroc, (int, float)) else '-'} · fool rate "
+                         f"{_pct(f.get('sneaky_fool_rate'))} · {exploit}"
+                         f"{f' · KL {kl:.2f}' if isinstance(kl, (int, float)) else ''}")
+    lines.append(f"run folder: {escape(location)}")
+    steps = [(f"pvg metrics {run}", "the dashboard, one row a round"),
+             (f"pvg report {run} -o report.html", "one HTML page: config, table, plots, solutions"),
+             (f"pvg export-verifier {run} -o verifier", "the last round's verifier as a Hugging Face folder "
+                                                        "(--best: the best round)")]
+    width = max(len(cmd) for cmd, _ in steps)
+    lines += ["next:", *(f"  {escape(cmd.ljust(width))}  [dim]# {why}[/]" for cmd, why in steps)]
+    return "\n".join(lines)
 
 
 cli_inspect.register(app)  # metrics, plot, report

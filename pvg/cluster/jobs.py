@@ -118,6 +118,12 @@ class Cluster:
     def follow_hint(self, job_id: str) -> str:
         return f"pvg jobs logs {job_id} --follow --address {self.url}"
 
+    def resume_hint(self, run_dir: str | None) -> str | None:
+        """For a pvg job that ended before its game did: the job that continues its run folder."""
+        if not run_dir:
+            return None
+        return f"pvg submit --resume {shlex.quote(run_dir)} --address {self.url}"
+
 
 @contextlib.contextmanager
 def api_errors(url: str) -> Iterator[None]:

@@ -1,6 +1,6 @@
 """The legibility dashboard as one figure: a panel per family of metrics, rounds on the x axis.
 
-Panels follow the questions a reader asks of a prover-verifier game (DESIGN.md, "Metrics"):
+Panels follow the questions a reader asks of a prover-verifier game (docs/design.md, "Metrics"):
 (a) can the sneaky prover still fool the verifier, and how fast does it find an exploit;
 (b) is the verifier getting better at telling correct from incorrect;
 (c) does each role do its job (helpful correct, sneaky incorrect);

@@ -25,6 +25,26 @@ from pvg.errors import PvgError
 from pvg.progress import console
 
 
+# Ray's job supervisor hands a job's driver its metadata in this variable; pvg's jobs carry "pvg" there.
+RAY_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def in_pvg_job() -> bool:
+    """Whether this process is the driver of a job `pvg submit` started (a Ray job with pvg's metadata)."""
+    try:
+        meta = json.loads(os.environ.get(RAY_JOB_CONFIG_ENV) or "{}").get("metadata") or {}
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(meta, dict) and "pvg" in meta
+
+
+def resume_command(location: str) -> str:
+    """How to continue a stopped run: as a job again when it ran as one, else in this shell."""
+    import shlex
+
+    return f"pvg {'submit' if in_pvg_job() else 'train'} --resume {shlex.quote(str(location))}"
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -264,6 +284,12 @@ class RunFolder:
                 except json.JSONDecodeError:
                     break  # a torn last line from a killed process
         return rows
+
+    def ppo_steps_before(self, round_: int) -> int:
+        """PPO batches the rounds before `round_` recorded (an exploit's last batch, not updated on,
+        counts too): where round `round_`'s PPO curve starts on the one step axis TensorBoard's
+        `ppo/*` tags share. Read from metrics.jsonl, so a resumed run continues the same axis."""
+        return sum(1 for r in self.read_metrics() if r.get("kind") == "ppo" and r.get("round", round_) < round_)
 
     def append_metrics(self, rows: Iterable[dict]) -> None:
         with self.metrics_path.open("a") as f:

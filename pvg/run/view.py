@@ -98,7 +98,7 @@ def _num(digits: int):
     return lambda v: f"{v:.{digits}f}"
 
 
-# The dashboard, one column per round metric (DESIGN.md, "Metrics, per round"): key in the round
+# The dashboard, one column per round metric (docs/design.md, "Metrics"): key in the round
 # row, short header, how to show a number. Shared by the terminal table and the HTML report so the
 # two never disagree; `steps_to_exploit` is handled by `cell` (it needs the row's `exploited`).
 COLUMNS = [
