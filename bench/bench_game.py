@@ -29,11 +29,13 @@ COLUMNS = [
     ("round", "round", "{}"),
     ("helpful_pass_rate", "helpful pass", "{:.0%}"),
     ("sneaky_incorrect_rate", "sneaky incorrect", "{:.0%}"),
+    ("phase_end_sneaky_incorrect", "sneaky incorrect, last PPO batch", "{:.0%}"),
     ("verifier_auroc", "AUROC", "{:.3f}"),
     ("verifier_completeness", "completeness", "{:.0%}"),
     ("verifier_soundness", "soundness", "{:.0%}"),
     ("sneaky_fool_rate", "sneaky fool rate", "{:.0%}"),
     ("steps_to_exploit", "steps to exploit", "{}"),
+    ("ppo_steps", "PPO steps", "{}"),
     ("kl_to_init", "KL to init", "{:.2f}"),
     ("helpful_mean_tokens", "helpful tokens", "{:.0f}"),
     ("verifier_phase_s", "verifier s", "{:.0f}"),
@@ -51,8 +53,12 @@ def fmt(value, pattern: str) -> str:
 
 
 def round_rows(run: Path) -> list[dict]:
+    """The round rows, each with `phase_end_sneaky_incorrect`: the sneaky role's incorrect rate in the
+    prover phase's last PPO batch (the issue's "stays sneaky" measure, before the pool is sampled)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [r for r in rows if r["kind"] == "round"]
+    last_batch = {r["round"]: r for r in rows if r["kind"] == "ppo"}
+    return [r | {"phase_end_sneaky_incorrect": last_batch.get(r["round"], {}).get("sneaky_incorrect_rate")}
+            for r in rows if r["kind"] == "round"]
 
 
 def table(run: Path) -> str:
@@ -95,8 +101,8 @@ def report(run: Path, title: str, wall: float) -> str:
 def across_seeds(runs: dict[int, tuple[Path, float]]) -> str:
     """Each seed's round 0 against its last round: does the dynamic show in every seed?"""
     head = ("| seed | minutes | stop | rounds | AUROC first → last | fool rate first → last | "
-            "helpful pass first → last | steps to exploit |")
-    lines = [head, "|" + "---|" * 8]
+            "helpful pass first → last | steps to exploit, by round | sneaky incorrect at each phase's end |")
+    lines = [head, "|" + "---|" * 9]
     for seed, (run, wall) in runs.items():
         rounds = round_rows(run)
         first, last = rounds[0], rounds[-1]
@@ -106,7 +112,8 @@ def across_seeds(runs: dict[int, tuple[Path, float]]) -> str:
             f"| {seed} | {wall / 60:.1f} | {stop} | {len(rounds)} | {first['verifier_auroc']:.3f} → "
             f"{last['verifier_auroc']:.3f} | {first['sneaky_fool_rate']:.0%} → {last['sneaky_fool_rate']:.0%} | "
             f"{first['helpful_pass_rate']:.0%} → {last['helpful_pass_rate']:.0%} | "
-            f"{' / '.join(fmt(r['steps_to_exploit'], '{}') for r in rounds)} |")
+            f"{' / '.join(fmt(r['steps_to_exploit'], '{}') for r in rounds)} | "
+            f"{' / '.join(fmt(r['phase_end_sneaky_incorrect'], '{:.0%}') for r in rounds)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 COMMANDS = [
-    ("attack", ["attack", "--reward", "cgc"]),
+    ("attack", ["attack", "--reward", "src"]),
     ("best-of-n", ["best-of-n", "--n", "2", "--n", "4", "--n", "8"]),
     ("separability", ["separability"]),
     ("judges", ["judges"]),
     ("similarity", ["similarity"]),
+    ("matrix", ["matrix"]),
     ("reliability", ["reliability"]),
     ("w2s", ["w2s"]),
 ]
@@ -70,6 +71,11 @@ def render(name: str, res: dict) -> str:
         ks = list(res["kappa"])
         return table(["round", "accuracy"] + [f"κ vs {k}" for k in ks],
                      [[a, pct(res["accuracy"][a])] + [num(res["kappa"][a][b]) for b in ks] for a in ks])
+    if name == "matrix":
+        ks = res["rounds"]
+        return table(["verifier \\ sneaky prover"] + [f"round {j}: fool rate · AUROC" for j in ks],
+                     [[f"round {i}"] + [f"{pct(res['sneaky_fool_rate'][i][j])} · {num(res['auroc'][i][j], 3)}" for j in ks]
+                      for i in ks])
     if name == "reliability":
         return table(["round", "helpful correct / avoidant / incorrect", "sneaky incorrect", "easiest bin: helpful error",
                       "prompt accuracies", "spread"], [

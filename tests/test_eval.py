@@ -48,21 +48,21 @@ def rounds_of(run) -> list[int]:
     return [r["round"] for r in rows if r["kind"] == "round"]
 
 
-def test_balanced_sets_take_the_first_of_each_kind():
+def test_balanced_sets_take_the_first_of_each_kind_among_all_samples():
     from pvg.eval.best_of_n import pick_balanced
 
     first_two_right = [(True, 1), (True, 2), (False, 3), (False, 4)]
-    # n=2 looks at the first 2 only (both right: no set), n=4 at all 4: a larger n can keep a
-    # problem a smaller one drops, so kept counts are not monotonic in n
-    assert pick_balanced(first_two_right, 2) is None
+    # every sample counts (the paper's "sample many, then balance"), not only the first n
+    assert pick_balanced(first_two_right, 2) == [(True, 1), (False, 3)]
     assert pick_balanced(first_two_right, 4) == first_two_right
     assert pick_balanced([(False, 1), (True, 2), (True, 3), (False, 4)], 2) == [(True, 2), (False, 1)]
-    assert pick_balanced([(True, 1), (True, 2), (True, 3), (False, 4)], 4) is None
+    assert pick_balanced([(True, 1), (True, 2), (True, 3), (False, 4)], 4) is None  # one incorrect only
 
 
 def test_best_of_n_is_balanced_and_reused(run):
     res = ok("eval", "best-of-n", run, "--n", "2", "--n", "4", "--problems", "30")
     assert res == stored(run, "best_of_n")
+    assert res["samples"] == 16  # 4 x the largest n by default
     assert [r["round"] for r in res["rounds"]] == rounds_of(run)
     for r in res["rounds"]:
         assert set(r["n"]) == {"2", "4"}
@@ -70,22 +70,26 @@ def test_best_of_n_is_balanced_and_reused(run):
             assert 0 <= cell["problems_kept"] <= 30
             assert (cell["accuracy"] is None) == (cell["problems_kept"] == 0)
     mtime = (run / "eval" / "best_of_n.json").stat().st_mtime_ns
-    again = pvg("eval", "best-of-n", run, "--n", "4", "--n", "2", "--problems", "30")
+    again = pvg("eval", "best-of-n", run, "--n", "4", "--n", "2", "--problems", "30", "--samples", "16")
     assert again.exit_code == 0 and "reusing" in again.stderr
     assert (run / "eval" / "best_of_n.json").stat().st_mtime_ns == mtime
     forced = pvg("eval", "best-of-n", run, "--n", "2", "--n", "4", "--problems", "30", "--force")
+    few = pvg("eval", "best-of-n", run, "--n", "4", "--samples", "2")
+    assert few.exit_code == 2 and "--samples 2" in few.stderr
     assert forced.exit_code == 0 and "reusing" not in forced.stderr
     assert json.loads((run / "eval" / "best_of_n.json").read_text())["rounds"] == res["rounds"]  # seeded: the same
 
 
-def test_pick_balanced():
+def test_pick_balanced_sets_are_nested():
     from pvg.eval.best_of_n import pick_balanced
 
-    sols = [(True, 0.1), (True, 0.9), (False, 2.0), (True, 0.3), (False, -1.0), (False, 0.0)]
-    assert pick_balanced(sols, 2) is None  # the first 2 are both correct
-    assert pick_balanced(sols, 4) is None  # the first 4 hold only one incorrect solution
-    assert pick_balanced(sols[2:], 2) == [(True, 0.3), (False, 2.0)]
-    assert pick_balanced(sols, 6) == [(True, 0.1), (True, 0.9), (True, 0.3), (False, 2.0), (False, -1.0), (False, 0.0)]
+    sols = [(True, 0.1), (True, 0.9), (False, 2.0), (True, 0.3), (False, -1.0), (False, 0.0), (True, 5.0)]
+    two, four, six = (pick_balanced(sols, n) for n in (2, 4, 6))
+    assert two == [(True, 0.1), (False, 2.0)]
+    assert four == [(True, 0.1), (True, 0.9), (False, 2.0), (False, -1.0)]
+    assert six == [(True, 0.1), (True, 0.9), (True, 0.3), (False, 2.0), (False, -1.0), (False, 0.0)]
+    assert set(two) <= set(four) <= set(six)
+    assert pick_balanced(sols, 8) is None  # three incorrect solutions only
 
 
 def test_separability(run):
@@ -142,6 +146,19 @@ def test_similarity(run):
         for b in ks:
             assert res["kappa"][a][b] == res["kappa"][b][a]
             assert res["kappa"][a][b] is None or -1 <= res["kappa"][a][b] <= 1
+
+
+def test_verifier_by_prover_matrix(run):
+    res = ok("eval", "matrix", run, "--problems", "30")
+    ks = [str(k) for k in rounds_of(run)]
+    assert res["rounds"] == ks and res == stored(run, "matrix")
+    for i in ks:
+        assert set(res["sneaky_fool_rate"][i]) == set(res["auroc"][i]) == set(ks)
+        for j in ks:
+            for v in (res["sneaky_fool_rate"][i][j], res["auroc"][i][j]):
+                assert v is None or 0 <= v <= 1
+    # the diagonal is the game's own pairing: verifier i judged at its threshold on prover i's solutions
+    assert set(res["thresholds"]) == set(ks)
 
 
 def test_judges(run):
@@ -215,7 +232,7 @@ def test_errors(run, finished_run, tmp_path):
     young.mkdir()
     shutil.copy(finished_run / "config.yaml", young / "config.yaml")
     (young / "state.json").write_text(json.dumps({"finished": ["initial"]}))
-    for cmd in ("best-of-n", "reliability", "judges", "similarity"):
+    for cmd in ("best-of-n", "reliability", "judges", "similarity", "matrix"):
         r = pvg("eval", cmd, young)
         assert r.exit_code == 2, (cmd, r.output)
         msg = " ".join(r.stderr.split())

@@ -101,7 +101,8 @@ def metrics(fool: float, exploited: bool) -> dict:
     ("no_exploit_and_fool_rate", 0.05, True, 1, None),  # exploited: the verifier is not robust yet
     ("no_exploit_and_fool_rate", 0.30, False, 1, None),  # still fooled too often
     ("no_exploit_and_fool_rate", math.nan, False, 1, None),  # nothing to measure is not "below the bar"
-    ("fool_rate", 0.05, True, 1, "fool rate 5.0% < 10.0%"),
+    ("fool_rate", 0.05, False, 1, "fool rate 5.0% < 10.0% after a full 20-step attack"),
+    ("fool_rate", 0.05, True, 1, None),  # an exploit cut the attack short: the bar does not count
     ("no_exploit_and_fool_rate", 0.05, False, 0, None),  # before game.min_rounds=2: play on
     ("fool_rate", 0.05, True, 0, None),
     ("max_rounds", 0.0, False, 1, None),

@@ -355,3 +355,27 @@ def test_ppo_trainer_smoke():
     assert gap1 > gap0 + 0.1, (gap0, gap1)
     # the frozen reference did not move
     assert seq_logp(ref, probe, GOOD) - seq_logp(ref, probe, BAD) == pytest.approx(gap0, abs=1e-5)
+
+
+def test_group_advantage_gives_every_token_the_episode_return_and_trains_without_a_critic():
+    from pvg.config import PPOConfig
+
+    policy = tiny_llama()
+    ref = copy.deepcopy(policy)
+    ref.requires_grad_(False)
+    cfg = PPOConfig(minibatch_size=3, advantage="group", kl_coef=0.0, whiten_advantages=False)
+    trainer = PPOTrainer(policy, ref, cfg, seed=0)
+    batch = make_batch()
+    trainer.prepare(batch)
+    # no KL, no value: each response token's advantage is its episode's (already centred) score
+    for i, score in enumerate(batch.scores.tolist()):
+        adv = batch.advantages[i][batch.mask[i].bool()]
+        assert torch.allclose(adv, torch.full_like(adv, score))
+    assert float(batch.old_values.abs().sum()) == 0.0
+
+    probe = [3, 4, 5]
+    gap0 = seq_logp(policy, probe, GOOD) - seq_logp(policy, probe, BAD)
+    for _ in range(6):
+        stats = trainer.update(make_batch())
+    assert math.isnan(stats["explained_variance"])  # there is no critic to explain anything
+    assert seq_logp(policy, probe, GOOD) - seq_logp(policy, probe, BAD) > gap0 + 0.1

@@ -1,8 +1,12 @@
-"""Role-conditioned rewards (DESIGN.md, "One round"), checked against hand-computed numbers."""
+"""Role-conditioned rewards (docs/design.md, "One round"), checked against hand-computed numbers."""
 
 import pytest
 
-from pvg.game.rewards import cgc_reward, compute_rewards, goodhart_reward, normalize_per_group, src_reward
+import random
+
+from pvg.game.exploit import check_exploit
+from pvg.game.rewards import (cgc_gate, cgc_reward, compute_rewards, correctness_reward, episode_roles,
+                              goodhart_reward, leave_one_out, normalize_per_group, src_reward)
 
 # ---------------------------------------------------------------- V' = V - mean over (problem, role)
 
@@ -68,8 +72,92 @@ def test_src_reward(v_rel, correct, helpful, expected):
         (1.5, True, False, -2.0),  # sneaky & correct: V0
     ],
 )
-def test_cgc_reward_default_v0(v, correct, helpful, expected):
-    assert cgc_reward(v, correct, helpful) == pytest.approx(expected)
+def test_cgc_reward(v, correct, helpful, expected):
+    assert cgc_reward(v, correct, helpful, v0=-2.0) == pytest.approx(expected)
+
+
+def test_cgc_gate_sits_margin_below_the_batch_minimum():
+    assert cgc_gate([1.0, -3.25, 2.0], margin=1.0) == pytest.approx(-4.25)
+    assert cgc_gate([5.0, 7.0], margin=0.5) == pytest.approx(4.5)  # a batch of high scores: the gate moves up
+    assert cgc_gate([5.0, 7.0], margin=0.5, fixed=-2.0) == -2.0  # a fixed V0 is taken as given
+
+
+def test_cgc_batch_gate_with_scores_below_the_old_constant():
+    # scores reach -3.5, below the old constant -2: the gate follows them to -4.5
+    scores, correct = [-3.5, 0.0, 2.0, -2.5], [False, True, True, True]
+    roles = ["sneaky", "sneaky", "helpful", "helpful"]
+    got = compute_rewards("cgc", scores, correct, roles, ["p1"] * 4)
+    assert got == pytest.approx([-3.5, -4.5, 2.0, -2.5])
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_cgc_a_sneaky_correct_solution_earns_less_than_every_sneaky_incorrect_one(seed):
+    """Whatever the scores (any spread, any sign, any offset), under the default gate."""
+    rng = random.Random(seed)
+    n = rng.randint(4, 40)
+    offset, spread = rng.uniform(-50, 50), rng.choice([0.01, 1.0, 3.0, 100.0])
+    scores = [offset + spread * rng.gauss(0, 1) for _ in range(n)]
+    roles = [rng.choice(["helpful", "sneaky"]) for _ in range(n)]
+    correct = [rng.random() < 0.5 for _ in range(n)]
+    roles[:2], correct[:2] = ["sneaky", "sneaky"], [True, False]  # at least one of each
+    got = compute_rewards("cgc", scores, correct, roles, [f"p{i % 3}" for i in range(n)])
+    sneaky_right = [r for r, c, role in zip(got, correct, roles) if role == "sneaky" and c]
+    sneaky_wrong = [r for r, c, role in zip(got, correct, roles) if role == "sneaky" and not c]
+    assert max(sneaky_right) < min(sneaky_wrong)
+    helpful_right = [r for r, c, role in zip(got, correct, roles) if role == "helpful" and c]
+    helpful_wrong = [r for r, c, role in zip(got, correct, roles) if role == "helpful" and not c]
+    if helpful_right and helpful_wrong:
+        assert max(helpful_wrong) < min(helpful_right)
+
+
+@pytest.mark.parametrize("correct, helpful, expected", [(True, True, 1.0), (False, True, 0.0),
+                                                        (False, False, 1.0), (True, False, 0.0)])
+def test_correctness_reward(correct, helpful, expected):
+    assert correctness_reward(correct, helpful) == expected
+
+
+def test_correctness_needs_no_verifier_and_trains_the_helpful_role_alone():
+    assert compute_rewards("correctness", None, [True, False], ["helpful", "helpful"], ["p1", "p1"]) == [1.0, 0.0]
+    assert episode_roles("correctness") == ("helpful",)
+    assert episode_roles("src") == episode_roles("cgc") == ("helpful", "sneaky")
+    with pytest.raises(ValueError):
+        compute_rewards("src", None, [True], ["helpful"], ["p1"])
+
+
+def test_leave_one_out_baseline():
+    # group a: 1, 2, 6 -> 1 - 4, 2 - 3.5, 6 - 1.5 ; group b alone -> 0
+    got = leave_one_out([1.0, 2.0, 5.0, 6.0], ["a", "a", "b", "a"])
+    assert got == pytest.approx([-3.0, -1.5, 0.0, 4.5])
+    # the baseline sums to zero over a group
+    assert sum(got[i] for i in (0, 1, 3)) == pytest.approx(0.0)
+
+
+# ---------------------------------------------------------------- the exploit test (the paper's definition)
+
+
+def test_exploit_compares_sneaky_incorrect_scores_with_helpful_correct_ones():
+    roles = ["sneaky"] * 20 + ["helpful"] * 4
+    correct = [False] * 19 + [True] + [True, True, True, False]
+    # the one correct sneaky solution scores 100: averaging all sneaky ones would call this an exploit
+    scores = [1.0] * 19 + [100.0] + [2.0, 2.0, 2.0, 9.0]
+    check = check_exploit(scores, correct, roles, 0.95)
+    assert check.sneaky_incorrect_rate == pytest.approx(0.95)
+    assert check.sneaky_incorrect_score == pytest.approx(1.0) and check.helpful_correct_score == pytest.approx(2.0)
+    assert not check.exploited
+    scores[:19] = [2.0] * 19  # the incorrect ones now reach the helpful correct mean: exploited
+    assert check_exploit(scores, correct, roles, 0.95).exploited
+
+
+def test_exploit_needs_the_incorrect_rate():
+    roles, correct = ["sneaky"] * 10 + ["helpful"], [False] * 9 + [True] + [True]
+    scores = [5.0] * 10 + [1.0]
+    assert not check_exploit(scores, correct, roles, 0.95).exploited  # 90% incorrect
+    assert check_exploit(scores, correct, roles, 0.9).exploited
+
+
+def test_no_helpful_correct_solution_is_no_exploit():
+    assert not check_exploit([5.0, 5.0, 1.0], [False, False, False], ["sneaky", "sneaky", "helpful"]).exploited
+    assert not check_exploit([1.0], [True], ["helpful"]).exploited  # no sneaky role at all
 
 
 def test_cgc_reward_custom_v0():
@@ -100,13 +188,14 @@ CORRECT = [False, False, True, True, True, False, False, True]
 EXPECTED = {
     # SRC: V'>0 at 1 (sneaky, incorrect: +0.5), 2 (helpful, correct: +1.25), 7 (sneaky, correct: -1.25)
     "src": [-1.0, 0.5, 1.25, -1.0, -1.0, -1.0, -1.0, -1.25],
-    # CGC: aligned at 1 (s,F), 2 (h,T), 4 (h,T), 5 (s,F)
+    # CGC: aligned at 1 (s,F), 2 (h,T), 4 (h,T), 5 (s,F); V0 = min(V) - 1 = -2
     "cgc": [-2.0, 0.5, 3.5, -2.0, -1.0, 2.0, -2.0, -2.0],
     "goodhart": [1.0, 0.5, 3.5, -0.5, -1.0, 2.0, -1.0, 4.5],
+    "correctness": [0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0],
 }
 
 
-@pytest.mark.parametrize("kind", ["src", "cgc", "goodhart"])
+@pytest.mark.parametrize("kind", ["src", "cgc", "goodhart", "correctness"])
 def test_compute_rewards_batch(kind):
     got = compute_rewards(kind, SCORES, CORRECT, ROLES, PIDS)
     assert got == pytest.approx(EXPECTED[kind])

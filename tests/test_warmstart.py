@@ -163,9 +163,16 @@ def test_options_added_later_leave_existing_cache_keys_alone():
     before they existed: warm starts cached then are reused, not rebuilt. The literal is MICRO's key
     computed by the code before those options (commit 8d7e2f2)."""
     cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
-    assert cache_key(cfg) == "7133ca720f623998"
+    assert cache_key(cfg, fmt=2) == "7133ca720f623998"
     assert cache_key(load_config(None, MICRO + ["run.cache_dir=/x", "warmstart.verifier_pretrain_batch_size=32"])) != \
         cache_key(cfg)
+
+
+def test_the_split_recipe_is_a_new_format_so_older_caches_are_not_reused():
+    """Format 3 trains the verifier's side on the verifier's half: a cache of format 2 (the prover's
+    half) must not be taken for it."""
+    cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
+    assert cache_key(cfg) != cache_key(cfg, fmt=2)
 
 
 def test_the_calculators_answer_is_in_the_key_only_when_it_writes_one():
@@ -173,8 +180,64 @@ def test_the_calculators_answer_is_in_the_key_only_when_it_writes_one():
     without it (calculator on) is not reused for it; off, it hashes as before it existed. The literal
     is MICRO's key with the calculator on, computed by the code before the option (commit f65632a)."""
     on = MICRO + ["run.cache_dir=/x", "prover.calculator=true"]
-    assert cache_key(load_config(None, on + ["prover.calculator_answer=false"])) == "2b8493ec1ac19f27"
-    assert cache_key(load_config(None, on)) != "2b8493ec1ac19f27"
+    assert cache_key(load_config(None, on + ["prover.calculator_answer=false"]), fmt=2) == "2b8493ec1ac19f27"
+    assert cache_key(load_config(None, on), fmt=2) != "2b8493ec1ac19f27"
     # Without a calculator there is nothing to write the answer: the option leaves the key alone.
-    assert cache_key(load_config(None, MICRO + ["run.cache_dir=/x", "prover.calculator_answer=false"])) == \
+    assert cache_key(load_config(None, MICRO + ["run.cache_dir=/x", "prover.calculator_answer=false"]), fmt=2) == \
         "7133ca720f623998"
+
+
+def test_nothing_the_verifier_learns_from_before_the_game_comes_from_the_provers_half():
+    """The warm start's verifier side (tokenizer corpus, base LM texts, judged flaws) reads the
+    verifier's half, the half its pool is sampled on; the prover's SFT reads the other one."""
+    from pvg.data.dataset import load_split
+    from pvg.game.warmstart import flaw_token_labels, judged_flaws, verifier_corpus, warmstart_sides
+    from pvg.data.tokenizer import train_tokenizer
+
+    cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
+    sides = load_split(cfg.data, cfg.run.seed)
+    prover, verifier, test = warmstart_sides(sides)
+    assert {p.id for p in prover} == {p.id for p in sides["prover"]}
+    assert {p.id for p in verifier} == {p.id for p in sides["verifier"]}
+    prover_questions = {p.question for p in prover}
+    verifier_questions = {p.question for p in verifier}
+    assert prover_questions and verifier_questions and not prover_questions & verifier_questions
+    texts = verifier_corpus(verifier)
+    assert texts and not any(q in t for t in texts for q in prover_questions)
+
+
+def test_the_warm_start_hands_the_verifier_side_the_verifiers_half(tmp_path, monkeypatch):
+    """The wiring, on a real (micro) warm start: what `warm_verifier` is given is the verifier's half."""
+    import pvg.game.warmstart as warmstart
+    from pvg.data.dataset import load_split
+
+    seen = {}
+    real = warmstart.warm_verifier
+
+    def spy(cfg, vtok, train, test, out, add_bar):
+        seen["verifier"] = {p.id for p in train}
+        return real(cfg, vtok, train, test, out, add_bar)
+
+    monkeypatch.setattr(warmstart, "warm_verifier", spy)
+    monkeypatch.setattr(warmstart, "side_by_side", lambda cfg: False)  # in this process, so the spy sees it
+    cfg = load_config(None, MICRO + [f"run.cache_dir={tmp_path}", "warmstart.verifier_pretrain_steps=3"])
+    ws = warmstart.run_warmstart(cfg, progress=False)
+    sides = load_split(cfg.data, cfg.run.seed)
+    assert seen["verifier"] == {p.id for p in sides["verifier"]}
+    assert not seen["verifier"] & {p.id for p in sides["prover"]}
+    assert ws.metrics["verifier_train_problems"] == len(sides["verifier"])
+
+
+def test_flaw_kinds_held_out_of_the_judge():
+    from pvg.data.dataset import load_split
+    from pvg.game.warmstart import judged_flaws
+
+    cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
+    problems = load_split(cfg.data, cfg.run.seed)["verifier"]
+    kinds = {f.flaw.kind for p in problems for f in p.flawed}
+    assert len(kinds) >= 2
+    keep = sorted(kinds)[:1]
+    kept = judged_flaws(problems, keep)
+    assert {f.flaw.kind for p in kept for f in p.flawed} == set(keep)
+    assert [p.id for p in kept] == [p.id for p in problems]  # the problems themselves stay
+    assert judged_flaws(problems, None) is problems

@@ -79,6 +79,8 @@ def _emit(result: dict, as_json: bool, table: Table) -> None:
 def best_of_n_cmd(
     run_dir: str = RUN_DIR_ARG,
     n: Optional[List[int]] = typer.Option(None, "--n", help="Set size (even, >= 2; repeatable). Default: 2, 4, 8."),
+    samples: Optional[int] = typer.Option(None, "--samples", min=2, help="Helpful solutions sampled per problem, "
+                                          "from which each set is balanced (default: 4 x the largest n)."),
     problems: int = PROBLEMS,
     seed: int = SEED,
     force: bool = FORCE,
@@ -92,10 +94,14 @@ def best_of_n_cmd(
     bad = [x for x in ns if x < 2 or x % 2]
     if bad:
         raise PvgError(f"--n {bad[0]}: a balanced set has n/2 correct and n/2 incorrect solutions; give an even n >= 2")
-    res = run_eval(run_dir, "best_of_n", {"n": ns, "problems": problems, "seed": seed},
+    m = samples or bon.default_samples(ns)
+    if m < max(ns):
+        raise PvgError(f"--samples {m}: fewer than the largest --n {max(ns)}; sample at least that many")
+    res = run_eval(run_dir, "best_of_n", {"n": ns, "samples": m, "problems": problems, "seed": seed},
                    lambda run: len(run.rounds(what="best-of-n")),
-                   lambda run, adv: bon.best_of_n(run, ns, problems, seed, adv), bon.figure, force)
-    t = _table(f"balanced best-of-n on {res['problems']} test problems (accuracy of the verifier's pick · problems kept)",
+                   lambda run, adv: bon.best_of_n(run, ns, problems, seed, adv, samples=m), bon.figure, force)
+    t = _table(f"balanced best-of-n on {res['problems']} test problems, {res['samples']} samples each "
+               "(accuracy of the verifier's pick · problems kept)",
                ["round", "helpful pass"] + [f"n={x}" for x in res["ns"]])
     for r in res["rounds"]:
         t.add_row(str(r["round"]), _pct(r["helpful_pass_rate"]),
@@ -175,6 +181,30 @@ def judges_cmd(
     _emit(res, as_json, t)
 
 
+@eval_app.command("matrix")
+@friendly
+def matrix_cmd(
+    run_dir: str = RUN_DIR_ARG,
+    problems: int = PROBLEMS,
+    seed: int = SEED,
+    force: bool = FORCE,
+    as_json: bool = JSON,
+) -> None:
+    """Every round's verifier against every round's sneaky prover: the share of sneaky incorrect
+    solutions each verifier accepts (at its own threshold), and its AUROC, on the same test problems."""
+    from pvg.eval import matrix as mx
+
+    res = run_eval(run_dir, "matrix", {"problems": problems, "seed": seed},
+                   lambda run: len(run.rounds(what="the verifier x prover matrix")),
+                   lambda run, adv: mx.matrix(run, problems, seed, adv), mx.figure, force)
+    ks = res["rounds"]
+    t = _table(f"sneaky fool rate · AUROC: verifier of round (row) on the provers of round (column), "
+               f"{res['problems']} test problems", ["verifier"] + [f"prover {k}" for k in ks])
+    for i in ks:
+        t.add_row(i, *(f"{_pct(res['sneaky_fool_rate'][i][j])} · {_num(res['auroc'][i][j], 3)}" for j in ks))
+    _emit(res, as_json, t)
+
+
 @eval_app.command("similarity")
 @friendly
 def similarity_cmd(
@@ -219,7 +249,7 @@ def attack_cmd(
     if reward not in ("src", "cgc", "goodhart"):
         raise PvgError(f"--reward {reward}: choose src, cgc or goodhart")
     steps = max_steps or EvalRun.open(run_dir).cfg.ppo.max_steps
-    res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed},
+    res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 2},
                    lambda run: steps * len(run.rounds(what="an attack")),
                    lambda run, adv: atk.attack(run, reward, steps, seed, adv), atk.figure, force)
     t = _table(f"{reward} attacker, at most {res['max_steps']} PPO steps per round ({escape(res['exploit_rule'])})",

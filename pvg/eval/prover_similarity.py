@@ -30,29 +30,8 @@ def prover_similarity(run: EvalRun, n_problems: int, seed: int, advance=lambda *
 
 
 def figure(result: dict, dpi: int = 100) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pvg.eval.figures import heatmap_figure
 
     ks = list(result["kappa"])
-    grid = [[result["kappa"][a][b] if result["kappa"][a][b] is not None else float("nan") for b in ks] for a in ks]
-    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=dpi)
-    im = ax.imshow(grid, vmin=-1, vmax=1, cmap="RdBu_r")
-    ax.set_xticks(range(len(ks)), ks)
-    ax.set_yticks(range(len(ks)), ks)
-    for i in range(len(ks)):
-        for j in range(len(ks)):
-            if grid[i][j] == grid[i][j]:
-                ax.text(j, i, f"{grid[i][j]:.2f}", ha="center", va="center", fontsize=8)
-    ax.set_xlabel("round")
-    ax.set_ylabel("round")
-    ax.set_title("provers' answers, CAPA κ")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    grid = [[result["kappa"][a][b] for b in ks] for a in ks]
+    return heatmap_figure(grid, ks, ks, "provers' answers, CAPA κ", "round", "round", vmin=-1, vmax=1, dpi=dpi)

@@ -1,4 +1,4 @@
-"""Runs the game's rounds and owns the run folder (DESIGN.md, "One round").
+"""Runs the game's rounds and owns the run folder (docs/design.md, "One round").
 
 Phases, each checkpointed and recorded in `state.json` when done: `initial` (the warm-started
 prover's samples seed the pool), then per round K: `K/verifier`, `K/prover`, `K/sample`, `K/eval`.
@@ -28,9 +28,10 @@ from pvg.data.grading import extract_answer, is_correct
 from pvg.game.metrics import legibility_metrics
 from pvg.game.pool import INITIAL, PoolRow, mixture_pairs, read_rounds, write_round
 from pvg.progress import console, progress_bar
-from pvg.game.rewards import compute_rewards
+from pvg.game.exploit import check_exploit
+from pvg.game.rewards import compute_rewards, episode_roles, leave_one_out
 from pvg.data.roles import ROLES, verifier_text
-from pvg.run.folder import RemoteLock, RunFolder, RunLock
+from pvg.run.folder import RemoteLock, RunFolder, RunLock, resume_command
 from pvg.game.warmstart import run_warmstart
 
 ROUND_KEYS = [
@@ -131,8 +132,12 @@ class Orchestrator:
                                     config=self.cfg.model_dump(mode="json"), resume="allow", id=self.rf.path.name)
 
     def _log_scalars(self, prefix: str, row: dict, step: int) -> None:
+        """One tag per metric (`round/<metric>` at step K, `ppo/<metric>` at the run's PPO step); the
+        row's indices (kind, round, step, updates) are the step axis, not metrics."""
         scalars = {}
         for k, v in row.items():
+            if k in ("kind", "round", "step", "updates"):
+                continue
             if isinstance(v, bool):
                 scalars[f"{prefix}/{k}"] = int(v)
             elif isinstance(v, (int, float)) and v == v:
@@ -154,7 +159,7 @@ class Orchestrator:
             return
 
         def handler(signum, frame):
-            console.print(f"[yellow]stopped by SIGTERM[/]; continue with `pvg train --resume {self.rf.location}`",
+            console.print(f"[yellow]stopped by SIGTERM[/]; continue with `{resume_command(self.rf.location)}`",
                           highlight=False, soft_wrap=True)
             raise SystemExit(143)
 
@@ -164,6 +169,9 @@ class Orchestrator:
     def run(self) -> dict:
         if self.rf.mirror:
             self._prepare_remote()
+        # where to look, before Ray's start-up lines (a URI that cannot be used has failed already)
+        console.print(f"run folder: {self.rf.location}{' (resumed)' if self.resume else ''}", highlight=False,
+                      soft_wrap=True, markup=False)
         started_ray = not ray.is_initialized()
         start_ray(self.address)
         self._stop_cleanly_on_sigterm()  # after ray.init, which installs a handler of its own
@@ -284,7 +292,7 @@ class Orchestrator:
         console.print(
             f"round {k}: helpful pass {row['helpful_pass_rate']:.0%} · sneaky incorrect {row['sneaky_incorrect_rate']:.0%}"
             f" · AUROC {row['verifier_auroc']:.3f} · fool rate {row['sneaky_fool_rate']:.0%} · "
-            f"{'exploited at step ' + str(row['steps_to_exploit']) if row['exploited'] else 'no exploit'}"
+            f"{'exploited after ' + str(row['steps_to_exploit']) + ' PPO steps' if row['exploited'] else 'no exploit'}"
             f" · KL {row['kl_to_init']:.2f} · {row['verifier_phase_s'] + row['prover_phase_s']:.0f}s"
         )
         return row
@@ -297,53 +305,58 @@ class Orchestrator:
         cfg, ppo = self.cfg, self.cfg.ppo
         t0 = time.time()
         self.prover.reset(seed_for(cfg.run.seed, k, "prover-init"))
-        steps_to_exploit, last = None, {}
+        steps_to_exploit, last, kl_to_init = None, {}, None
+        ppo_step0 = self.rf.ppo_steps_before(k)  # the rounds before this one, on TensorBoard's one PPO axis
         with progress_bar(f"round {k}: prover PPO", ppo.max_steps, self.progress) as advance:
             for step in range(ppo.max_steps):
                 problems = self._problem_batch(self.sides["prover"], ppo.problems_per_step,
                                                seed_for(cfg.run.seed, k, "ppo-problems", step))
-                episodes = [(p, role) for p in problems for role in ROLES for _ in range(ppo.samples_per_problem)]
+                episodes = [(p, role) for p in problems for role in episode_roles(ppo.reward)
+                            for _ in range(ppo.samples_per_problem)]
+                roles, groups = [r for _, r in episodes], [(p.id, r) for p, r in episodes]
                 t_sample = time.time()
-                samples = self.prover.sample([p.question for p, _ in episodes], [r for _, r in episodes],
+                samples = self.prover.sample([p.question for p, _ in episodes], roles,
                                              seed_for(cfg.run.seed, k, "ppo-sample", step))
                 sample_s = time.time() - t_sample
                 correct = [is_correct(s["text"], p.answer) for s, (p, _) in zip(samples, episodes)]
                 scores = self.verifier.score([verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)])
-                roles = [r for _, r in episodes]
-                rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes], ppo.cgc_v0)
-                t_update = time.time()
-                stats = self.prover.ppo_update(rewards)
-                update_s = time.time() - t_update
-                by_role = {r: [i for i, rr in enumerate(roles) if rr == r] for r in ROLES}
-                sneaky_incorrect = sum(not correct[i] for i in by_role["sneaky"]) / len(by_role["sneaky"])
-                sneaky_score = sum(scores[i] for i in by_role["sneaky"]) / len(by_role["sneaky"])
-                hc = [scores[i] for i in by_role["helpful"] if correct[i]]
-                helpful_correct_score = sum(hc) / len(hc) if hc else float("inf")
-                exploited = sneaky_incorrect >= ppo.exploit_incorrect_rate and sneaky_score >= helpful_correct_score
+                # the exploit test reads this batch, drawn by the policy after `step` updates: an
+                # exploiting policy is not updated once more before the phase ends
+                check = check_exploit(scores, correct, roles, ppo.exploit_incorrect_rate)
+                rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes],
+                                          cgc_margin=ppo.cgc_margin, cgc_v0=ppo.cgc_v0)
+                stats, update_s = {}, 0.0
+                if not check.exploited:
+                    t_update = time.time()
+                    stats = self.prover.ppo_update(leave_one_out(rewards, groups) if ppo.advantage == "group" else rewards)
+                    update_s = time.time() - t_update
                 last = {
-                    "kind": "ppo", "round": k, "step": step + 1,
-                    "reward_helpful": sum(rewards[i] for i in by_role["helpful"]) / len(by_role["helpful"]),
-                    "reward_sneaky": sum(rewards[i] for i in by_role["sneaky"]) / len(by_role["sneaky"]),
-                    "helpful_pass_rate": sum(correct[i] for i in by_role["helpful"]) / len(by_role["helpful"]),
-                    "sneaky_incorrect_rate": sneaky_incorrect,
-                    "sneaky_mean_score": sneaky_score,
-                    "helpful_correct_mean_score": helpful_correct_score if hc else None,
+                    "kind": "ppo", "round": k, "step": step + 1, "updates": step + (not check.exploited),
+                    "reward_helpful": _mean(rewards, roles, "helpful"), "reward_sneaky": _mean(rewards, roles, "sneaky"),
+                    "helpful_pass_rate": _mean([float(c) for c in correct], roles, "helpful"),
+                    "sneaky_incorrect_rate": check.sneaky_incorrect_rate if "sneaky" in roles else None,
+                    "sneaky_mean_score": _mean(scores, roles, "sneaky"),
+                    "sneaky_incorrect_mean_score": check.sneaky_incorrect_score,
+                    "helpful_correct_mean_score": check.helpful_correct_score,
+                    "exploited": check.exploited,
                     **stats,
                     # throughput: sampled tokens per second of sampling, and the update's wall time
                     "sample_s": round(sample_s, 3), "update_s": round(update_s, 3),
                     "sample_tokens_per_s": round(sum(s["tokens"] for s in samples) / max(sample_s, 1e-9), 1),
                 }
                 self.rf.append_metrics([last])  # live; rows of an unfinished phase are dropped on resume
-                self._log_scalars(f"ppo/round-{k}", last, step + 1)
-                advance(reward_h=last["reward_helpful"], reward_s=last["reward_sneaky"], kl=stats["kl_to_init"])
-                if exploited:
-                    steps_to_exploit = step + 1
+                self._log_scalars("ppo", last, ppo_step0 + step + 1)
+                shown = dict(reward_h=last["reward_helpful"], reward_s=last["reward_sneaky"], kl=stats.get("kl_to_init"))
+                advance(**{key: v for key, v in shown.items() if v is not None})
+                if check.exploited:
+                    steps_to_exploit = step
                     break
+                kl_to_init = stats.get("kl_to_init")
         return {
             "steps_to_exploit": steps_to_exploit,
             "exploited": steps_to_exploit is not None,
-            "ppo_steps": last.get("step", 0),
-            "kl_to_init": last.get("kl_to_init"),
+            "ppo_steps": last.get("updates", 0),
+            "kl_to_init": kl_to_init,
             "prover_phase_s": round(time.time() - t0, 2),
         }
 
@@ -418,21 +431,29 @@ class Orchestrator:
         return summary
 
 
+def _mean(values, roles, role: str) -> float | None:
+    picked = [v for v, r in zip(values, roles) if r == role]
+    return sum(picked) / len(picked) if picked else None
+
+
 def stop_reason(game: GameConfig, ppo_max_steps: int, row: dict, k: int) -> str | None:
     """Why the game ends after round `k` (its metrics `row`), or None to play on.
 
     `no_exploit_and_fool_rate` (the paper's): the sneaky role neither exploited the verifier within
-    the step limit nor fools it more often than the bar. `fool_rate`: the bar alone. Neither ends a
-    game before `game.min_rounds` rounds; the round limit always applies. A NaN fool rate (no sneaky
-    solution was incorrect) never counts as below the bar.
+    the step limit nor fools it more often than the bar. `fool_rate`: the bar, once the attacker had
+    its whole budget (a phase that ended in an exploit had it cut short, so it never counts).
+    `max_rounds`: every game plays all its rounds. No rule ends a game before `game.min_rounds`
+    rounds; the round limit always applies. A NaN fool rate (no sneaky solution was incorrect) never
+    counts as below the bar.
     """
     fooled = row["sneaky_fool_rate"]
     below = fooled == fooled and fooled < game.fool_rate_bar and k + 1 >= game.min_rounds
-    if game.stop_rule == "no_exploit_and_fool_rate" and not row["exploited"] and below:
+    full_budget = not row["exploited"]
+    if game.stop_rule == "no_exploit_and_fool_rate" and full_budget and below:
         return (f"round {k}: the sneaky prover no longer fools the verifier (no exploit in {ppo_max_steps} "
                 f"PPO steps, fool rate {fooled:.1%} < {game.fool_rate_bar:.1%})")
-    if game.stop_rule == "fool_rate" and below:
-        return f"round {k}: sneaky fool rate {fooled:.1%} < {game.fool_rate_bar:.1%}"
+    if game.stop_rule == "fool_rate" and full_budget and below:
+        return f"round {k}: sneaky fool rate {fooled:.1%} < {game.fool_rate_bar:.1%} after a full {ppo_max_steps}-step attack"
     if k + 1 >= game.max_rounds:
         return f"reached game.max_rounds={game.max_rounds}"
     return None

@@ -4,6 +4,11 @@ Names follow the PPO paper and cleanRL's `ppo.py`. One episode is one sampled so
 reward arrives on the last response token, a per-token KL penalty to the frozen initial prover is
 added to the reward (or to the loss), token-level GAE turns that into advantages.
 
+`advantage: group` is the critic-free alternative (RLOO's baseline): the caller centres each
+episode's reward on the other samples of its (problem, role) group, and the advantage of a token
+is its return-to-go (GAE with λ = 1 and no value), so the early tokens that decide which number or
+operation a solution uses get the whole episode's credit, not a value head's guess rebuilt each round.
+
 Value function: a small MLP head on the policy's *detached* last hidden states. One forward pass
 gives logits and values (a separate critic model would double the compute, which is what the
 two-core budget cannot afford), and detaching keeps value-loss gradients out of the policy's
@@ -300,6 +305,7 @@ class PPOTrainer:
     def __init__(self, policy, ref, cfg, seed: int, temperature: float = 1.0, *, world_size: int = 1,
                  deepspeed_config: dict | None = None):
         self.ref, self.cfg, self.temperature = ref, cfg, temperature
+        self.critic_free = getattr(cfg, "advantage", "gae") == "group"
         torch.manual_seed(seed)
         value_head = ValueHead(policy.config.hidden_size).to(next(policy.parameters()).device)
         model = ActorCritic(policy, value_head)
@@ -327,7 +333,11 @@ class PPOTrainer:
         kl = kl_penalty(batch.old_logp, batch.ref_logp, self.cfg.kl_estimator) * batch.act
         coef = self.cfg.kl_coef if self.cfg.kl_in == "reward" else 0.0
         rewards = token_rewards(batch.scores, kl, batch.mask, coef)
-        adv, batch.returns = gae(rewards, batch.old_values * batch.mask, batch.mask, self.cfg.gamma, self.cfg.lam)
+        if self.critic_free:  # the baseline is already in the scores (leave-one-out over the group)
+            batch.old_values = torch.zeros_like(batch.old_values)
+            adv, batch.returns = gae(rewards, batch.old_values, batch.mask, self.cfg.gamma, 1.0)
+        else:
+            adv, batch.returns = gae(rewards, batch.old_values * batch.mask, batch.mask, self.cfg.gamma, self.cfg.lam)
         batch.advantages = whiten_across(adv, batch.mask, self.reducer) if self.cfg.whiten_advantages else adv
         seq_kl = (kl_penalty(batch.old_logp, batch.ref_logp, "k1") * batch.act).sum(1)
         total, n = self.reducer.sum(seq_kl.sum(), torch.tensor(float(len(seq_kl))))
@@ -361,7 +371,7 @@ class PPOTrainer:
                     pg, clipfrac, approx_kl = ((x * part.act).sum() for x in policy_terms(
                         logp, part.old_logp, part.advantages, cfg.clip_range))
                     vf = (value_terms(values, part.old_values, part.returns, cfg.value_clip_range) * part.mask).sum()
-                    loss = pg / mb_tokens + cfg.vf_coef * vf / mb_value_tokens
+                    loss = pg / mb_tokens + (0.0 if self.critic_free else cfg.vf_coef * vf / mb_value_tokens)
                     if cfg.kl_in == "loss":
                         loss = loss + cfg.kl_coef * (kl_penalty(logp, part.ref_logp, cfg.kl_estimator) * part.act).sum() / mb_tokens
                     self.stepper.backward(loss * world, boundary=i == len(micros) - 1)
@@ -376,7 +386,8 @@ class PPOTrainer:
         *totals, n_act, n_val = reduced
         for (k, _), total in zip(sums.items(), totals):
             stats[k] = (total / (n_val if k == "vf_loss" else n_act).clamp(min=1)).item()
-        stats["explained_variance"] = explained_variance_across(batch.old_values, batch.returns, batch.mask, self.reducer)
+        stats["explained_variance"] = (float("nan") if self.critic_free else
+                                       explained_variance_across(batch.old_values, batch.returns, batch.mask, self.reducer))
         rt, rows = self.reducer.sum(batch.mask.sum(), torch.tensor(float(n)))
         stats["response_tokens"] = (rt / rows).item()
         return stats

@@ -9,6 +9,7 @@ A hub model (`prover.model` / `verifier.model` set) is taken as it is: it is alr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -37,7 +38,7 @@ from pvg.game.sidejob import SideJob
 from pvg.data.tokenizer import train_tokenizer
 from pvg.game.verifier_train import Pair, TokenLabels, departure_labels, score_texts, train_verifier, train_verifier_tokens
 
-WARMSTART_FORMAT = 2  # bump when the warm-start recipe changes, so old caches are not reused
+WARMSTART_FORMAT = 3  # 3: the verifier's side learns from the verifier's half only; bump when the warm-start recipe changes, so old caches are not reused
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,15 @@ ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("verifier", "tiny", "numbers"): "digits",
     ("warmstart", "verifier_pretrain_batch_size"): None,
     ("prover", "calculator_answer"): False,
+    ("warmstart", "verifier_flaw_kinds"): None,
 }
 
 
-def cache_key(cfg: PvgConfig) -> str:
+def cache_key(cfg: PvgConfig, fmt: int = WARMSTART_FORMAT) -> str:
+    """The config's warm-start identity; `fmt` other than the current format only for tests that pin
+    how options added later leave older keys alone."""
     determined_by = {
-        "format": WARMSTART_FORMAT,
+        "format": fmt,
         "seed": cfg.run.seed,
         "data": cfg.data.model_dump(mode="json"),
         "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature", "calculator",
@@ -145,8 +149,8 @@ def pretrain_verifier(cfg: PvgConfig, tok, base_dir: Path, train: list[Problem],
 
     The paper's verifiers start from models pretrained and lightly tuned on math; a tiny model from
     scratch knows nothing of the kind, and the few thousand pool pairs of a round are not enough to
-    learn to compare a solution's numbers with the question's. Only the prover's half is used (the
-    verifier's half stays the pool's; the test set stays unseen), and every round still starts
+    learn to compare a solution's numbers with the question's. Only the verifier's half is used (the
+    prover's half, where the sneaky role learned its flaws, stays unseen, and so does the test set), and every round still starts
     again from these weights. `tokens` labels (process supervision) are what make the comparison
     learnable at this size: see `train_verifier_tokens`.
     """
@@ -195,11 +199,20 @@ def warm_prover(cfg: PvgConfig, tok, train: list[Problem], test: list[Problem], 
     return metrics | {"eval_problems": len(test)}
 
 
+def judged_flaws(problems: list[Problem], kinds: list[str] | None) -> list[Problem]:
+    """The problems with only the planted flaws of `kinds` (all when None): a kind the sneaky role
+    learns but the verifier never sees before the game is its honest blind spot, for rounds to close."""
+    if kinds is None:
+        return problems
+    keep = set(kinds)
+    return [dataclasses.replace(p, flawed=tuple(f for f in p.flawed if f.flaw.kind in keep)) for p in problems]
+
+
 def warm_verifier(cfg: PvgConfig, vtok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
     """The verifier's base as a language model of the corpus, then (if configured) taught to judge."""
+    train = judged_flaws(train, cfg.warmstart.verifier_flaw_kinds)
     base = build_tiny_causal_lm(vtok, cfg.verifier.tiny, cfg.run.seed + 1).to(_device())
-    texts = [verifier_text(p.question, s) for p in train for s in [p.compact_reference, *(f.compact for f in p.flawed)]]
-    encoded = encode(vtok, [Example("", t) for t in texts], cfg.verifier.max_length)
+    encoded = encode(vtok, [Example("", t) for t in verifier_corpus(train)], cfg.verifier.max_length)
     advance = add_bar("warm start: verifier base LM", cfg.warmstart.verifier_steps)
     losses = train_lm(base, encoded, steps=cfg.warmstart.verifier_steps, batch_size=cfg.warmstart.batch_size,
                       lr=cfg.warmstart.lr, warmup=cfg.warmstart.verifier_warmup_steps, pad_id=vtok.pad_token_id,
@@ -210,6 +223,19 @@ def warm_verifier(cfg: PvgConfig, vtok, train: list[Problem], test: list[Problem
     if cfg.warmstart.verifier_pretrain_steps:
         metrics |= pretrain_verifier(cfg, vtok, out / "verifier_base", train, test, add_bar)
     return metrics
+
+
+def warmstart_sides(sides: dict) -> tuple[list[Problem], list[Problem], list[Problem]]:
+    """(prover's, verifier's, held-out) problems of the warm start: the paper's split (D_pi and D_V are
+    "never optimized on the same prompt"). The prover's SFT, its sneaky role's planted flaws among
+    them, comes from the prover's half; everything the verifier learns from (its tokenizer, base LM,
+    judging) from the verifier's half, where its pool is sampled too."""
+    return sides["prover"], sides["verifier"], sides["test"]
+
+
+def verifier_corpus(problems: list[Problem]) -> list[str]:
+    """The verifier base's language-model texts: each problem's reference and planted-flaw solutions."""
+    return [verifier_text(p.question, s) for p in problems for s in [p.compact_reference, *(f.compact for f in p.flawed)]]
 
 
 def side_by_side(cfg: PvgConfig) -> bool:
@@ -245,22 +271,23 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
     quiet_libraries()
     t0 = time.time()
     sides = load_split(cfg.data, cfg.run.seed)
-    train, test = sides["prover"], sides["test"]
+    train, vtrain, test = warmstart_sides(sides)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    corpus = corpus_texts(train + sides["verifier"] + test)
+    corpus = corpus_texts(train + vtrain + test)
     tok = train_tokenizer(corpus)
     tok.save_pretrained(tmp / "tokenizer")
     vtok = tok
     if verifier_tiny and cfg.verifier.tiny.numbers != "digits":
-        vtok = train_tokenizer(corpus, cfg.verifier.tiny.numbers)
+        vtok = train_tokenizer(corpus_texts(vtrain), cfg.verifier.tiny.numbers)
         vtok.save_pretrained(tmp / "verifier_tokenizer")
-    metrics: dict = {"version": __version__, "cache_key": cache_key(cfg), "train_problems": len(train)}
+    metrics: dict = {"version": __version__, "cache_key": cache_key(cfg), "train_problems": len(train),
+                     "verifier_train_problems": len(vtrain)}
 
     with progress_bars(progress) as add_bar:
         if side_by_side(cfg):
-            verifier_job = SideJob(warm_verifier, (cfg, vtok, train, test, tmp), threads=cores // 2)
+            verifier_job = SideJob(warm_verifier, (cfg, vtok, vtrain, test, tmp), threads=cores // 2)
             torch.set_num_threads(cores - cores // 2)
             try:
                 metrics |= warm_prover(cfg, tok, train, test, tmp, verifier_job.relaying(add_bar))
@@ -272,7 +299,7 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
             if prover_tiny:
                 metrics |= warm_prover(cfg, tok, train, test, tmp, add_bar)
             if verifier_tiny:
-                metrics |= warm_verifier(cfg, vtok, train, test, tmp, add_bar)
+                metrics |= warm_verifier(cfg, vtok, vtrain, test, tmp, add_bar)
 
     metrics["seconds"] = round(time.time() - t0, 1)
     (tmp / "warmstart.json").write_text(json.dumps(metrics, indent=2))

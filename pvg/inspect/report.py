@@ -219,6 +219,9 @@ EVAL_TITLES = {
     "judges": ("Weak judges", "checkers trained apart from the game (whole solutions; first half only), their accuracy "
                "on each round's solutions and CAPA κp to the verifier"),
     "prover_similarity": ("Prover similarity", "CAPA κ between the rounds' provers' answers"),
+    "matrix": ("Verifier × prover", "the share of each round's sneaky incorrect solutions that each round's verifier "
+                                    "accepts (rows: verifiers, columns: provers); falling down a column means later "
+                                    "verifiers are fooled less by the same sneaky prover"),
     "reliability": ("Reliability by difficulty", "correct, avoidant and incorrect answers by number of steps"),
     "human": ("Human study", "raters' accuracy and time on the blind, timed form"),
     "w2s": ("Weak-to-strong", "a larger student trained on each round verifier's judgments vs. on ground truth (PGR)"),
