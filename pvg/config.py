@@ -17,7 +17,8 @@ from pvg.errors import PvgError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no field takes .inf or .nan: a rate, a step size or a time limit must be a finite number
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunConfig(_Strict):
@@ -507,6 +508,41 @@ def check_resume_keys(overrides: list[str]) -> None:
                           "else start a new run")
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (line and column, 1-based)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}{f' ({context})' if context else ''}".split())
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping (`ppo:` twice) is an error: plain YAML
+    keeps the last one and silently drops the first, with everything under it."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: keys given after it override it
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base loader says so
+                continue
+            if first is not None:
+                raise _DuplicateKey(f"the key {key!r} is given twice (lines {first + 1} and "
+                                    f"{key_node.start_mark.line + 1}); YAML would keep only the second and drop "
+                                    "the first with everything under it: merge them into one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> PvgConfig:
     """Read YAML, apply `--set` overrides, validate; every failure is a ConfigError naming the key."""
     tree: dict = {}
@@ -514,14 +550,25 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         p = Path(path)
         source = str(p)
+        if p.is_dir():
+            raise ConfigError(f"config {p} is a directory; give a YAML file, e.g. configs/tiny.yaml")
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config {p} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+        try:
+            loaded = yaml.load(text, Loader=_UniqueKeyLoader)
+        except _DuplicateKey as e:
+            raise ConfigError(f"config {p}: {e}") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"config {p} is not valid YAML: {e}") from None
+            raise ConfigError(f"config {p} is not valid YAML: {_yaml_problem(e)}") from None
         if loaded is None:
-            loaded = {}
+            raise ConfigError(f"config {p} is empty; give the sections to set (see configs/tiny.yaml), or write {{}} "
+                              "in it to take every default")
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {p}: the top level must be a mapping of sections (run, data, ...)")
         tree = loaded

@@ -40,8 +40,43 @@ def test_load_yaml_file(tmp_path):
     assert cfg.ppo.epochs == PvgConfig().ppo.epochs  # untouched keys keep their defaults
 
 
-def test_empty_yaml_is_defaults(tmp_path):
-    assert load_config(write(tmp_path, "")) == PvgConfig()
+def test_empty_yaml_is_an_error_and_braces_are_the_defaults(tmp_path):
+    # an empty file is a failed copy or the wrong file far more often than a wish for every default
+    for text in ("", "\n", "# just a comment\n"):
+        msg = config_error(write(tmp_path, text))
+        assert "is empty" in msg and "{}" in msg, msg
+    assert load_config(write(tmp_path, "{}\n")) == PvgConfig()
+
+
+@pytest.mark.parametrize("text, needles", [
+    ("ppo:\n  lr: 1.0e-4\ngame:\n  max_rounds: 2\nppo:\n  epochs: 2\n", ["'ppo' is given twice", "lines 1 and 5"]),
+    ("ppo:\n  lr: 1.0e-4\n  lr: 2.0e-4\n", ["'lr' is given twice", "lines 2 and 3"]),
+    ("ppo:\n  lr: .inf\n", ["ppo.lr", "finite number"]),
+    ("ppo:\n  lr: .nan\n", ["ppo.lr", "finite number"]),
+    ("game:\n  fool_rate_bar: -.inf\n", ["game.fool_rate_bar", "finite number"]),
+    ("run:\n  lock_stale_s: .inf\n", ["run.lock_stale_s", "finite number"]),
+])
+def test_config_edge_cases_are_clear_errors(tmp_path, text, needles):
+    msg = config_error(write(tmp_path, text))
+    for n in needles:
+        assert n in msg, (n, msg)
+    assert "\n" not in msg or msg.startswith("invalid config"), msg
+
+
+def test_non_finite_set_override_and_yaml_merge_keys(tmp_path):
+    assert "finite number" in config_error(None, ["ppo.lr=.inf"])
+    # a merge key (`<<: *base`) followed by a key of its own is no duplicate
+    text = "ppo:\n  <<: {epochs: 3, lr: 1.0e-4}\n  epochs: 4\n"
+    assert load_config(write(tmp_path, text, "merge.yaml")).ppo.epochs == 4
+
+
+def test_non_utf8_config_and_directory(tmp_path):
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("run:\n  name: caf\xe9\n".encode("latin-1"))
+    msg = config_error(p)
+    assert "not UTF-8" in msg and str(p) in msg, msg
+    msg = config_error(tmp_path)
+    assert "is a directory" in msg and "not found" not in msg, msg
 
 
 def test_set_overrides(tmp_path):

@@ -12,6 +12,7 @@ from pvg.config import GameConfig
 from pvg.game.orchestrator import stop_reason
 from pvg.game.pool import INITIAL, SCHEMA, PoolRow, file_for, mixture_pairs, read_rounds, write_round
 from pvg.data.roles import verifier_text
+from pvg.errors import PvgError
 
 
 def row(pid: str, rnd: int, correct: bool, i: int, role: str = "helpful") -> PoolRow:
@@ -28,8 +29,11 @@ def test_write_read_round_trip(tmp_path):
     assert pq.read_schema(path).equals(SCHEMA)
     assert read_rounds(tmp_path, [0]) == rows
     assert not list(tmp_path.glob("*.tmp")), "written under a temporary name, then renamed"
-    with pytest.raises(FileNotFoundError, match="round-1"):
+    with pytest.raises(PvgError, match="round-1.parquet is missing"):
         read_rounds(tmp_path, [1])
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a truncated pool file
+    with pytest.raises(PvgError, match="round-0.parquet is damaged .*nothing was changed"):
+        read_rounds(tmp_path, [0])
 
 
 def pool(sources, problems=40, per_source=4):

@@ -15,7 +15,7 @@ import typer
 import typer.core
 from rich.markup import escape
 
-from pvg.errors import PvgError
+from pvg.errors import PvgError, fault_error
 from pvg.progress import PvgConsole
 
 out = PvgConsole()  # unwrapped when not a terminal (logs, pipes): see pvg.progress.PvgConsole
@@ -23,6 +23,19 @@ err = PvgConsole(stderr=True)
 _state = {"debug": False}
 
 SetOption = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override a config key: --set ppo.lr=1e-4 (repeatable).")
+ForceOption = typer.Option(False, "--force", help="Replace OUTPUT if it exists.")
+
+
+def refuse_overwrite(output, force: bool) -> None:
+    """The one rule of every command that writes a file the user names: an existing file is replaced only
+    with --force (a folder never), checked before any work is done."""
+    from pathlib import Path
+
+    output = Path(output)
+    if output.is_dir():
+        raise PvgError(f"{output} is a directory; -o takes the file to write")
+    if output.exists() and not force:
+        raise PvgError(f"{output} already exists; pass --force to replace it, or give another -o")
 
 
 def _flags_take_no_value() -> None:
@@ -55,10 +68,14 @@ def friendly(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except PvgError as e:
+        except Exception as e:
+            # a full disk, a read-only file system: named by the file, else by the command's output
+            user = e if isinstance(e, PvgError) else fault_error(e, kwargs.get("output"))
+            if user is None:
+                raise
             if _state["debug"]:
                 traceback.print_exc()
-            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(user))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(2)
 
     return wrapper

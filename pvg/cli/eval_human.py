@@ -15,7 +15,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from pvg.cli.common import err, friendly, out
+from pvg.cli.common import ForceOption, err, friendly, out, refuse_overwrite
 
 RUN_DIR_ARG = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `pvg train`: a path or a URI "
                              "(s3://..., gs://...; the answer key and results are written back to it).")
@@ -30,10 +30,12 @@ def human_export(
     seed: int = typer.Option(0, "--seed", help="Picks and orders the solutions; the same seed gives the same form."),
     rounds: Optional[str] = typer.Option(None, "--rounds", help="Rounds to draw from, e.g. 0,2 (default: every "
                                                                 "finished round)."),
+    force: bool = ForceOption,
 ) -> None:
     """Write a blind, timed form of the run's solutions for human raters; the answer key stays in the run."""
     from pvg.eval.human import export_kit, parse_rounds
 
+    refuse_overwrite(output, force)
     done = export_kit(run_dir, output, per_round=per_round, seconds=seconds, seed=seed, rounds=parse_rounds(rounds))
     kit = done.kit
     rounds_text = ", ".join(map(str, kit.rounds))

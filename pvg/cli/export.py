@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from pvg.cli.common import err, friendly, out
+from pvg.cli.common import ForceOption, err, friendly, out, refuse_overwrite
 from pvg.export.hf import BEST_RULE
 from pvg.errors import PvgError
 
@@ -61,12 +61,14 @@ def score(
     output: Path = typer.Option(..., "-o", "--output", help='JSONL to write: each input row with "score" added.'),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Solutions per forward pass."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
+    force: bool = ForceOption,
 ) -> None:
     """Score solutions with an exported verifier, exactly as the game scores them (higher = more convincing)."""
     from pvg.export import scoring
 
     rows = scoring.read_rows(input_)
     scoring.check_output(output)
+    refuse_overwrite(output, force)
     v = scoring.load_verifier(verifier, device)
     scores = scoring.score_rows(v, rows, batch_size)
     scoring.write_jsonl_atomic(output, [{**r.data, "score": s} for r, s in zip(rows, scores)])

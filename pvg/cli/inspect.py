@@ -18,7 +18,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from pvg.cli.common import err, friendly, out
+from pvg.cli.common import ForceOption, err, friendly, out, refuse_overwrite
 from pvg.errors import PvgError
 from pvg.run.view import COLUMNS, GAME_COLUMNS, NO_EXPLOIT, cell, load_run
 
@@ -87,11 +87,13 @@ def plot(
     output: Path = typer.Option(..., "-o", "--output", help="Image to write: .png (or .pdf, .svg)."),
     dpi: int = typer.Option(100, "--dpi", min=30, max=600, help="Resolution; the figure is 12x8 inches."),
     title: Optional[str] = typer.Option(None, "--title", help="A title above the figure."),
+    force: bool = ForceOption,
 ) -> None:
     """Plot the legibility metrics over rounds, one panel per family, several runs on one figure."""
     from pvg.inspect.plots import FORMATS, save_figure
 
     check_output(output, FORMATS)
+    refuse_overwrite(output, force)
     views = [load_run(d) for d in run_dirs]
     for v in views:
         v.require_rounds("a plot")
@@ -105,12 +107,14 @@ def report(
     output: Path = typer.Option(..., "-o", "--output", help="HTML file to write (one self-contained page)."),
     examples: int = typer.Option(3, "--examples", min=0, help="Problems shown per round (helpful and sneaky side by side)."),
     dpi: int = typer.Option(100, "--dpi", min=30, max=300, help="Resolution of the embedded figure."),
+    force: bool = ForceOption,
 ) -> None:
     """Write one self-contained HTML page: config, per-round table, plots, and solutions with their flaws marked."""
     from pvg.inspect.report import build_report
     from pvg.run.folder import write_atomic
 
     check_output(output)
+    refuse_overwrite(output, force)
     view = load_run(run_dir)
     page = build_report(view, examples=examples, dpi=dpi)
     write_atomic(output, page)

@@ -20,7 +20,7 @@ from pvg.cli import export as cli_export
 from pvg.cli import inspect as cli_inspect
 
 from pvg.cli import jobs as cli_jobs
-from pvg.cli.common import SetOption, err, friendly, out, set_debug
+from pvg.cli.common import ForceOption, SetOption, err, friendly, out, refuse_overwrite, set_debug
 from pvg.errors import PvgError
 
 app = typer.Typer(
@@ -88,6 +88,7 @@ def data_synth(
     min_steps: int = typer.Option(2, min=2, max=6),
     max_steps: int = typer.Option(6, min=2, max=6),
     flaws: int = typer.Option(2, min=1, max=8, help="Flawed solutions per problem."),
+    force: bool = ForceOption,
 ) -> None:
     """Write N synthetic GSM-style problems with reference and flawed solutions as JSONL."""
     from pvg.data.problems import save_jsonl
@@ -97,6 +98,7 @@ def data_synth(
         raise PvgError(f"--min-steps ({min_steps}) must be <= --max-steps ({max_steps})")
     if output.exists() and output.is_dir():
         raise PvgError(f"{output} is a directory; give a file name ending in .jsonl")
+    refuse_overwrite(output, force)
     problems = generate(n, seed=seed, min_steps=min_steps, max_steps=max_steps, flaws_per_problem=flaws)
     save_jsonl(problems, output)
     err.print(f"wrote {len(problems)} problems to {output}")

@@ -154,7 +154,10 @@ def save_jsonl(problems: Iterable[Problem], path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(p.suffix + ".tmp")
-    with tmp.open("w") as f:
-        for prob in problems:
-            f.write(json.dumps(prob.to_json()) + "\n")
-    tmp.replace(p)
+    try:
+        with tmp.open("w") as f:
+            for prob in problems:
+                f.write(json.dumps(prob.to_json()) + "\n")
+        tmp.replace(p)
+    finally:  # a failed write (a full disk) leaves no partial file
+        tmp.unlink(missing_ok=True)

@@ -74,14 +74,13 @@ class EvalRun:
 
     def pool(self, k: int | str) -> list[dict]:
         """Round k's pool rows (or "initial": the warm-started prover's), as dicts."""
-        import pyarrow.parquet as pq
-
         from pvg.game.pool import INITIAL, file_for
+        from pvg.run.folder import read_parquet
 
         f = file_for(self.folder.pool, INITIAL if k == "initial" else k)
         if not f.is_file():
             raise PvgError(f"{f} is missing; the run folder has no pool for round {k}")
-        return pq.read_table(f).to_pylist()
+        return read_parquet(f).to_pylist()
 
     def threshold(self, k: int, scores: list[float], correct: list[bool], roles: list[str]) -> float:
         """Round k's acceptance threshold: the one its eval recorded, else the game's own rule
@@ -143,8 +142,11 @@ def save(run: EvalRun, name: str, params: dict, result: dict, figure_png: bytes 
     stored = {"eval": name, "params": _plain(params), "fingerprint": run.fingerprint(), **_plain(result)}
     if figure_png is not None:
         tmp = out / f".{name}.png.tmp"
-        tmp.write_bytes(figure_png)
-        tmp.replace(out / f"{name}.png")
+        try:
+            tmp.write_bytes(figure_png)
+            tmp.replace(out / f"{name}.png")
+        finally:
+            tmp.unlink(missing_ok=True)
         stored["figure"] = f"{name}.png"
         run.folder.publish(out / f"{name}.png")
     write_atomic(out / f"{name}.json", json.dumps(stored, indent=2, allow_nan=False))

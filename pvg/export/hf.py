@@ -94,7 +94,7 @@ def open_run(run_dir: str | Path) -> RunInfo:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise PvgError(f"{rf.state_path} is unreadable ({e}); the run folder is damaged") from e
     cfg = load_config(rf.config_path)
-    rows = {r["round"]: r for r in rf.read_metrics() if r.get("kind") == "round" and isinstance(r.get("round"), int)}
+    rows = {r["round"]: r for r in rf.read_metrics(on_damage="warn") if r.get("kind") == "round"}
     summary = None
     if rf.summary_path.is_file():
         with contextlib.suppress(OSError, ValueError):

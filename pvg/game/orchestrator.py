@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import tempfile
 import time
@@ -46,14 +47,72 @@ def seed_for(*parts) -> int:
 
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Join the cluster at `address` (checked first: nothing listening there fails in seconds, not after
+    Ray's minutes of retries), or start a local Ray that listens on loopback only. Ray's own log lines
+    below ERROR stay out of the terminal: pvg says what matters itself."""
     if ray.is_initialized():
         return
-    kwargs = dict(ignore_reinit_error=True, include_dashboard=False, log_to_driver=True,
+    import logging
+
+    kwargs = dict(ignore_reinit_error=True, include_dashboard=False, log_to_driver=True, logging_level=logging.ERROR,
                   runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     if address:
+        probe_ray_address(address)
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        with _loopback_only():
+            ray.init(num_cpus=num_cpus, dashboard_host="127.0.0.1", **kwargs)
+
+
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def probe_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """A PvgError within `timeout` seconds when nothing accepts a TCP connection at `address` (HOST:PORT,
+    or ray://HOST:PORT); `auto` and `local` are Ray's to resolve."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = hostport.rstrip("/").rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise PvgError(f"--address {address!r}: expected HOST:PORT, the head node's GCS (e.g. 10.0.0.5:6379), or "
+                       "ray://HOST:10001 (Ray Client)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise PvgError(f"cannot reach a Ray cluster at {address} ({why}; gave up after at most {timeout:g}s): is "
+                       f"`ray start --head` running on {host}, and is port {port} open from this machine? "
+                       "(--address / RAY_ADDRESS; leave both unset to start a local Ray)") from None
+
+
+class _loopback_only:
+    """A local Ray whose servers (GCS, raylet, agents, workers) bind 127.0.0.1 only. Ray replaces a
+    loopback `_node_ip_address` with the machine's outside address on Linux; its own rule for
+    machines that are not cluster nodes (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) keeps loopback, and
+    its servers bind the node address they are given. Only while Ray starts; a cluster is unchanged."""
+
+    def __enter__(self):
+        from ray._private import ray_constants
+
+        self._env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
+        self._flag = ray_constants.ENABLE_RAY_CLUSTER
+        os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+        ray_constants.ENABLE_RAY_CLUSTER = False
+        return self
+
+    def __exit__(self, *exc):
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = self._flag
+        if self._env is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = self._env
+        return False
 
 
 class Orchestrator:
@@ -67,6 +126,7 @@ class Orchestrator:
         else:
             self.rf = RunFolder(Path(run_dir))
         self.resume = resume
+        self._preflight_sides = None  # the problems split before Ray starts (_preflight), reused by the game
         self.tb = None
         self.wandb = None
 
@@ -84,6 +144,7 @@ class Orchestrator:
             if not rf.config_path.is_file():
                 raise PvgError(f"{run_dir} is not a pvg run folder (no config.yaml); start a run with `pvg train CONFIG`")
             saved, cfg = _saved_and_resumed(rf.config_path, overrides)
+            rf.check_readable()  # a damaged file fails here, before Ray starts and before anything is written
         return cls(cfg, run_dir, resume=True, saved_cfg=saved if cfg != saved else None, **kw)
 
     def _prepare_folder(self) -> None:
@@ -91,11 +152,43 @@ class Orchestrator:
         if rf.mirror:  # checked in _prepare_remote, before Ray; staged in _stage, after the lock
             return
         if not self.resume:
-            if rf.path.exists() and any(rf.path.iterdir()):
-                raise PvgError(f"run folder {rf.path} already exists; resume it with `pvg train --resume {rf.path}` "
-                               "or pick another run.name / --run-dir")
+            if self._check_new_folder():
+                console.print(f"run folder {rf.path} holds only an earlier start that finished no phase; "
+                              "starting afresh in it", highlight=False, soft_wrap=True, markup=False)
             rf.path.mkdir(parents=True, exist_ok=True)
             rf.write_text("config.yaml", self.cfg.to_yaml())
+
+    def _check_new_folder(self) -> bool:
+        """A new local run's folder is free: missing, empty, or (True) left by a start that finished no phase."""
+        rf = self.rf
+        if not (rf.path.exists() and any(rf.path.iterdir())):
+            return False
+        if rf.failed_start():
+            return True
+        raise PvgError(f"run folder {rf.path} already exists; resume it with `pvg train --resume {rf.path}` "
+                       "or pick another run.name / --run-dir")
+
+    def _preflight(self) -> None:
+        """Before Ray starts and before anything is written: whatever the config alone can refuse, so a
+        refused start leaves no folder behind (`pvg train` run again with the fix just works)."""
+        from pvg.game.warmstart import check_warmstart
+
+        cfg = self.cfg
+        if self.address and not ray.is_initialized():
+            probe_ray_address(self.address)  # a cluster that is not there: seconds, and before anything else
+        if not self.resume and not self.rf.mirror:
+            self._check_new_folder()
+        check_warmstart(cfg)
+        if cfg.data.source != "hub":  # a hub dataset is loaded once, by the run itself
+            self._preflight_sides = load_split(cfg.data, cfg.run.seed)
+            for side, probs in self._preflight_sides.items():
+                if len(probs) < 2:
+                    raise PvgError(f"the {side} side has {len(probs)} problems; raise data.num_problems")
+        if cfg.logging.wandb:
+            try:
+                import wandb  # noqa: F401
+            except ImportError:
+                raise PvgError("logging.wandb=true needs Weights & Biases: pip install 'pvg[wandb]'") from None
 
     def _prepare_remote(self) -> None:
         """Before Ray and the warm start: the storage is writable (a probe), and a new run's folder
@@ -114,6 +207,7 @@ class Orchestrator:
         rf.mirror.reset()
         if self.resume:
             rf.mirror.pull(exclude=("checkpoints/", "tb/", ".lock", "eval/"))
+            rf.check_readable()
         else:
             rf.write_text("config.yaml", self.cfg.to_yaml())
         console.print(f"run folder {rf.location}, staged in {rf.path}", highlight=False, soft_wrap=True)
@@ -167,6 +261,7 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ the game
     def run(self) -> dict:
+        self._preflight()
         if self.rf.mirror:
             self._prepare_remote()
         # where to look, before Ray's start-up lines (a URI that cannot be used has failed already)
@@ -212,14 +307,17 @@ class Orchestrator:
         if self.saved_cfg is not None:
             self._apply_resume_settings()
         if rf.summary_path.is_file():
-            summary = json.loads(rf.summary_path.read_text())
-            console.print(f"game already finished: {summary['stop_reason']}")
-            return summary
+            summary = json.loads(rf.summary_path.read_text())  # readable: checked before Ray (check_readable)
+            if not rf.lost_rounds():
+                console.print(f"game already finished: {summary['stop_reason']}")
+                return summary
+            # a finished game whose round row was lost: the rounds are replayed from their records and
+            # checkpoints, the lost one measured again, and the game ends as it did
         finished = set(rf.finished())
         rf.truncate_metrics(lambda r: f"{r['round']}/{'prover' if r['kind'] == 'ppo' else 'eval'}" in finished)
         ws = run_warmstart(cfg, progress=self.progress)
         rf.write_text("warmstart.json", json.dumps(ws.metrics, indent=2))
-        self.sides = load_split(cfg.data, cfg.run.seed)
+        self.sides = self._preflight_sides or load_split(cfg.data, cfg.run.seed)  # made once, before Ray
         for side, probs in self.sides.items():
             if len(probs) < 2:
                 raise PvgError(f"the {side} side has {len(probs)} problems; raise data.num_problems")
@@ -250,7 +348,13 @@ class Orchestrator:
     def _round(self, k: int, finished: set[str]) -> dict:
         cfg, rf = self.cfg, self.rf
         if f"{k}/eval" in finished:
-            return next(r for r in rf.read_metrics() if r["kind"] == "round" and r["round"] == k)
+            row = next((r for r in rf.read_metrics() if r["kind"] == "round" and r["round"] == k), None)
+            if row is not None:
+                return row
+            # the row was lost (a damaged line deleted by hand): measured again, seeded as the first time
+            console.print(f"[yellow]warning:[/] {rf.metrics_path} has no row for round {k} although state.json lists "
+                          f"its eval as finished; measuring round {k} again from its checkpoints", highlight=False,
+                          soft_wrap=True)
         # 1. verifier phase
         t0 = time.time()
         if f"{k}/verifier" in finished:

@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pvg.data.roles import verifier_text
+from pvg.errors import PvgError
+from pvg.run.folder import POOL_ADVICE, read_parquet
 from pvg.game.verifier_train import Pair
 
 INITIAL = -1  # the `round` of the initial (warm-started) prover's samples
@@ -70,8 +72,8 @@ def read_rounds(pool_dir: Path, rounds: Sequence[int]) -> list[PoolRow]:
     for r in rounds:
         path = file_for(pool_dir, r)
         if not path.is_file():
-            raise FileNotFoundError(f"pool file missing: {path}")
-        rows.extend(PoolRow(**d) for d in pq.read_table(path).to_pylist())
+            raise PvgError(f"pool file {path} is missing; {POOL_ADVICE}")
+        rows.extend(PoolRow(**d) for d in read_parquet(path).to_pylist())
     return rows
 
 

@@ -249,15 +249,20 @@ def side_by_side(cfg: PvgConfig) -> bool:
     return both and _device().type == "cpu" and (os.cpu_count() or 1) >= 2
 
 
-def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True) -> WarmStart:
-    prover_tiny, verifier_tiny = cfg.prover.model is None, cfg.verifier.model is None
-    if not (prover_tiny or verifier_tiny):
-        return WarmStart(cfg.prover.model, cfg.prover.model, cfg.verifier.model, cfg.verifier.model, {})
-    if cfg.data.source != "synthetic":
+def check_warmstart(cfg: PvgConfig) -> None:
+    """What the config alone can refuse of a warm start (checked before a run starts Ray)."""
+    if (cfg.prover.model is None or cfg.verifier.model is None) and cfg.data.source != "synthetic":
         raise PvgError(
             "tiny models are warm-started on synthetic problems (they need flawed solutions for the sneaky "
             "role): set data.source=synthetic, or give prover.model and verifier.model (hub ids or paths)"
         )
+
+
+def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True) -> WarmStart:
+    prover_tiny, verifier_tiny = cfg.prover.model is None, cfg.verifier.model is None
+    if not (prover_tiny or verifier_tiny):
+        return WarmStart(cfg.prover.model, cfg.prover.model, cfg.verifier.model, cfg.verifier.model, {})
+    check_warmstart(cfg)
     root = Path(cfg.run.cache_dir) / f"warmstart-{cache_key(cfg)}"
     done = root / "warmstart.json"
     if done.is_file() and not force:

@@ -134,9 +134,13 @@ def save_figure(views: Sequence[RunView], output: Path, dpi: int = 100, title: s
     import matplotlib.pyplot as plt
 
     fig = make_figure(views, title)
+    output = Path(output)
+    tmp = output.with_name(f".{output.name}.tmp{output.suffix}")  # the format follows the suffix: keep it
     try:
-        fig.savefig(output, dpi=dpi)
+        fig.savefig(tmp, dpi=dpi)
+        tmp.replace(output)  # whole or not at all: a full disk leaves neither a partial image nor tmp
     finally:
+        tmp.unlink(missing_ok=True)
         plt.close(fig)
 
 

@@ -46,9 +46,15 @@ def resume_command(location: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """The whole file under a temporary name, then renamed: `path` is the old file or the new one, and a
+    failed write (a full disk) leaves no temporary file behind."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class RunLock:
@@ -250,13 +256,29 @@ class RunFolder:
         return path
 
     # ---- state: the list of finished phases, e.g. ["initial", "0/verifier", "0/prover", "0/sample"]
-    def finished(self) -> list[str]:
+    def read_state(self) -> dict:
+        """state.json as a dict with a `finished` list of phase names; a PvgError naming the file when it
+        is damaged (pvg never guesses which phases finished, and never rewrites a state it cannot read)."""
         if not self.state_path.is_file():
-            return []
-        return json.loads(self.state_path.read_text())["finished"]
+            return {"finished": []}
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            why = (f"is not valid JSON ({e.msg} at line {e.lineno})" if isinstance(e, json.JSONDecodeError)
+                   else f"cannot be read ({e})")
+            raise PvgError(damaged_state(self.state_path, why)) from None
+        finished = state.get("finished") if isinstance(state, dict) else None
+        if not isinstance(finished, list) or not all(isinstance(x, str) for x in finished):
+            raise PvgError(damaged_state(self.state_path, "has no 'finished' list of phase names"))
+        if not isinstance(state.get("phase_info", {}), dict):
+            raise PvgError(damaged_state(self.state_path, "has a 'phase_info' that is not a mapping"))
+        return state
+
+    def finished(self) -> list[str]:
+        return self.read_state()["finished"]
 
     def mark(self, phase: str, **extra) -> None:
-        state = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {"finished": []}
+        state = self.read_state()
         if phase not in state["finished"]:
             state["finished"].append(phase)
         state.setdefault("phase_info", {})[phase] = extra
@@ -268,22 +290,25 @@ class RunFolder:
             self.publish(self.state_path)
 
     def phase_info(self, phase: str) -> dict:
-        if not self.state_path.is_file():
-            return {}
-        return json.loads(self.state_path.read_text()).get("phase_info", {}).get(phase, {})
+        return self.read_state().get("phase_info", {}).get(phase, {})
 
     # ---- metrics.jsonl: round rows (kind="round") and per-update PPO rows (kind="ppo")
-    def read_metrics(self) -> list[dict]:
-        if not self.metrics_path.is_file():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text().splitlines():
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a torn last line from a killed process
-        return rows
+    def scan_metrics(self) -> "MetricsScan":
+        """Every line of metrics.jsonl, sorted into rows, damaged lines and a torn last line."""
+        return scan_metrics(self.metrics_path)
+
+    def read_metrics(self, on_damage: str = "raise") -> list[dict]:
+        """The rows of metrics.jsonl. A damaged line (not a JSON row with a kind and a round) raises a
+        PvgError naming the file, the line and what to do (`on_damage="raise"`, for anything that goes
+        on to write the run), or is skipped with a warning on stderr (`"warn"`, for commands that only
+        read). A torn last line, no newline at its end (a process killed while writing it, or a
+        reader racing the writer), is no row yet and is left out either way."""
+        scan = self.scan_metrics()
+        if scan.damaged:
+            if on_damage == "raise":
+                raise PvgError(scan.error())
+            console.print(f"[yellow]warning:[/] {scan.warning()}", highlight=False, soft_wrap=True)
+        return [row for row, _ in scan.rows]
 
     def ppo_steps_before(self, round_: int) -> int:
         """PPO batches the rounds before `round_` recorded (an exploit's last batch, not updated on,
@@ -292,6 +317,11 @@ class RunFolder:
         return sum(1 for r in self.read_metrics() if r.get("kind") == "ppo" and r.get("round", round_) < round_)
 
     def append_metrics(self, rows: Iterable[dict]) -> None:
+        with self.metrics_path.open("a+b") as f:  # a last row that lost its newline gets it back first
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
         with self.metrics_path.open("a") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
@@ -300,10 +330,175 @@ class RunFolder:
         self.publish(self.metrics_path)  # an object store has no append: the whole file again (it is small)
 
     def truncate_metrics(self, keep) -> None:
-        """Drop rows written by phases that did not finish (they will be written again)."""
-        rows = [r for r in self.read_metrics() if keep(r)]
-        write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        """Drop rows written by phases that did not finish (they will be written again); every other
+        line is kept as it was written, byte for byte. A damaged line stops this with a PvgError and
+        nothing changed: a row that cannot be read is never dropped. A torn last line (a process
+        killed while writing it) is copied to metrics.jsonl.torn before it is left out."""
+        scan = self.scan_metrics()
+        if scan.damaged:
+            raise PvgError(scan.error())
+        kept = [line for row, line in scan.rows if keep(row)]
+        if scan.torn is not None:
+            torn = self.metrics_path.with_name(self.metrics_path.name + ".torn")
+            with torn.open("a") as f:
+                f.write(scan.torn + "\n")
+            console.print(f"[yellow]warning:[/] the last line of {self.metrics_path} was cut short (a process killed "
+                          f"while writing it); it is kept in {torn} and its phase is played again", highlight=False,
+                          soft_wrap=True)
+        if len(kept) == len(scan.rows) and scan.torn is None:
+            return  # nothing to drop: the file stays as it is
+        write_atomic(self.metrics_path, "".join(line + "\n" for line in kept))
         self.publish(self.metrics_path)
+
+    def failed_start(self) -> bool:
+        """A folder that a `pvg train` made and left with no finished phase (it failed in its warm start,
+        or Ray refused its actors): not a run, so a new start may take it over. Anything else in it, a
+        finished phase, a metrics row or a live lock, makes it a run (or not pvg's) that is left alone."""
+        if not self.path.is_dir() or self.state_path.exists() or not self.config_path.is_file():
+            return False
+        if not {p.name for p in self.path.iterdir()} <= FAILED_START_NAMES:
+            return False
+        scan = self.scan_metrics()
+        if scan.rows or scan.damaged:
+            return False
+        lock = self.path / ".lock"
+        if lock.exists():
+            try:
+                owner = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                return False
+            pid, host = (owner.get("pid"), owner.get("host")) if isinstance(owner, dict) else (None, None)
+            if host != socket.gethostname() or not isinstance(pid, int) or (pid != os.getpid() and _alive(pid)):
+                return False
+        return True
+
+    def lost_rounds(self) -> list[int]:
+        """Rounds whose eval state.json lists as finished but whose row metrics.jsonl lacks (a damaged line
+        deleted by hand): `pvg train --resume` measures them again from their checkpoints."""
+        done = {int(p.split("/")[0]) for p in self.finished() if p.endswith("/eval") and p.split("/")[0].isdigit()}
+        have = {r["round"] for r in self.read_metrics() if r["kind"] == "round"}
+        return sorted(done - have)
+
+    def check_readable(self) -> None:
+        """Before a resume writes anything: every file it will read is readable, or a PvgError that
+        names the damaged file and what to do. Nothing is changed either way."""
+        finished = set(self.finished())
+        scan = self.scan_metrics()
+        if scan.damaged:
+            raise PvgError(scan.error())
+        if self.summary_path.is_file():
+            try:
+                summary = json.loads(self.summary_path.read_text())
+                if not isinstance(summary, dict) or not isinstance(summary.get("stop_reason"), str):
+                    raise ValueError("no stop_reason")
+            except (OSError, ValueError) as e:
+                raise PvgError(f"{self.summary_path} is damaged ({e}); it only records why the game ended: delete it "
+                               f"and resume, and the game continues from its last finished round (or ends again "
+                               f"at once, rewriting it)") from None
+        for phase in sorted(finished):
+            k, _, name = phase.partition("/")
+            if phase == "initial" or (name == "sample" and k.isdigit()):
+                path = self.pool / ("initial.parquet" if phase == "initial" else f"round-{k}.parquet")
+                if not path.is_file():
+                    raise PvgError(f"pool file {path} is missing although state.json lists {phase} as finished; "
+                                   f"{POOL_ADVICE}")
+                read_parquet(path)
+
+
+POOL_ADVICE = ("it holds samples every later round's verifier trains on. Restore it from a copy of the run folder, "
+               "or start a new run (the file is written by the phase named in state.json: it cannot be replayed "
+               "without the rounds after it)")
+
+
+def read_parquet(path: Path):
+    """A pool file as a pyarrow Table; a PvgError naming it when it is damaged (truncated, overwritten)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 -- pyarrow raises ArrowInvalid, OSError and more for a damaged file
+        first = (str(e).strip() or type(e).__name__).splitlines()[0]
+        raise PvgError(f"pool file {path} is damaged ({type(e).__name__}: {first}); nothing was changed; "
+                       f"{POOL_ADVICE}") from None
+
+
+# What a start leaves before its first phase finishes: its config, its lock, the warm start's numbers, TensorBoard's
+# and Weights & Biases' folders, an empty metrics file, a pool file being written.
+FAILED_START_NAMES = {"config.yaml", ".lock", "metrics.jsonl", "warmstart.json", "tb", "wandb", "pool",
+                      "config.yaml.tmp", ".lock.tmp", "warmstart.json.tmp", "state.json.tmp"}
+
+
+def damaged_state(path: Path, why: str) -> str:
+    return (f"{path} {why}, so it is damaged: it is the run's record of which phases finished, and pvg will not guess "
+            "it; nothing was changed. Restore it from a copy of the run folder (a URI run's remote copy, a backup), "
+            "or start a new run")
+
+
+class MetricsScan:
+    """metrics.jsonl read line by line: `rows` as (row, the line as written), `damaged` as (line number,
+    why), `torn` the text of a cut-short last line (no newline at its end), or None."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[tuple[dict, str]] = []
+        self.damaged: list[tuple[int, str]] = []
+        self.torn: str | None = None
+
+    def _lines(self) -> str:
+        n, why = self.damaged[0]
+        more = f" (and {len(self.damaged) - 1} more line{'s' * (len(self.damaged) > 2)}: " \
+               f"{', '.join(str(i) for i, _ in self.damaged[1:6])}{' ...' if len(self.damaged) > 6 else ''})" \
+            if len(self.damaged) > 1 else ""
+        return f"{self.path} line {n} is damaged ({why}){more}"
+
+    def error(self) -> str:
+        return (f"{self._lines()}; nothing was changed. Repair or delete the damaged line{'s' * (len(self.damaged) > 1)} "
+                "(an editor shows the line number), then run the command again: a round whose row is gone is "
+                "measured again from its checkpoints on `pvg train --resume`")
+
+    def warning(self) -> str:
+        return (f"{self._lines()}; skipped, showing the other rows (`pvg train --resume` refuses until it is "
+                "repaired or deleted)")
+
+
+def scan_metrics(path: Path) -> MetricsScan:
+    scan = MetricsScan(path)
+    if not path.is_file():
+        return scan
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise PvgError(f"cannot read {path}: {e.strerror or e}") from None
+    lines = data.split(b"\n")
+    last = len(lines) - 1  # lines[last] is what follows the last newline: b"" for a whole file
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+            row = json.loads(text)
+            if not isinstance(row, dict):
+                raise ValueError("a JSON value but not a row")
+            if not isinstance(row.get("kind"), str) or not isinstance(row.get("round"), int) \
+                    or isinstance(row.get("round"), bool):
+                raise ValueError("a JSON row without a kind and a round")
+        except UnicodeDecodeError:
+            why = "not UTF-8 text"
+        except json.JSONDecodeError as e:
+            why = f"not JSON: {e.msg} at column {e.colno}"
+        except ValueError as e:
+            why = str(e)
+        else:
+            if i == last:  # a whole row that lost only its newline: a row, and the file gets it back
+                scan.rows.append((row, text))
+            else:
+                scan.rows.append((row, text.rstrip("\r")))
+            continue
+        if i == last:
+            scan.torn = raw.decode("utf-8", "replace")
+        else:
+            scan.damaged.append((i + 1, why))
+    return scan
 
 
 def open_folder(run_dir: str | Path, hint: str = "") -> RunFolder:

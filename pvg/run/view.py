@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from pvg.errors import PvgError
+from pvg.progress import console
 from pvg.run.folder import _alive, heartbeat_age, open_folder
 
 RUN_FOLDER_LAYOUT = "config.yaml, state.json, metrics.jsonl, pool/, checkpoints/ (what `pvg train` writes)"
@@ -154,12 +155,16 @@ def load_run(run_dir: str | Path) -> RunView:
         raise PvgError(f"{rf.config_path} is not valid YAML ({e.__class__.__name__})") from None
     if not isinstance(config, dict):
         raise PvgError(f"{rf.config_path} is not a config (expected a mapping of sections)")
-    state = _read_json(rf.state_path) if rf.state_path.is_file() else {"finished": []}
-    finished = state.get("finished") if isinstance(state, dict) else None
-    if not isinstance(finished, list):
-        raise PvgError(f"{rf.state_path} has no 'finished' list of phases; is it a pvg run folder?")
-    rows = rf.read_metrics()
+    finished = rf.finished()  # a damaged state.json: a PvgError naming it
+    rows = rf.read_metrics(on_damage="warn")  # a damaged line: a warning, and the other rows shown
     done = set(finished)
+    lost = sorted(int(p.split("/")[0]) for p in done if p.endswith("/eval") and p.split("/")[0].isdigit()
+                  and not any(r.get("kind") == "round" and r.get("round") == int(p.split("/")[0]) for r in rows))
+    if lost:
+        console.print(f"[yellow]warning:[/] {rf.metrics_path} has no row for round{'s' * (len(lost) > 1)} "
+                      f"{', '.join(map(str, lost))} although state.json lists {'their' if len(lost) > 1 else 'its'} "
+                      "eval as finished; not shown (`pvg train --resume` measures a lost round again)",
+                      highlight=False, soft_wrap=True)
     # A round row is kept only once its eval is recorded: a row written just before a kill is
     # dropped and written again on resume, and we should not show a round the run will redo.
     rounds = sorted((r for r in rows if r.get("kind") == "round" and f"{r.get('round')}/eval" in done),
