@@ -5,7 +5,7 @@
     python bench/bench_game.py configs/tiny.yaml --out runs/bench   # keep the run folder
     python bench/bench_game.py configs/tiny.yaml --seeds 0 1 2 --out runs/seeds   # one cold game a seed
 
-Writes `bench/results/<run name>.md` (the table the README quotes) and prints it; with `--seeds`,
+Writes `bench/results/<run name>.md` (the table docs/results.md quotes) and prints it; with `--seeds`,
 one section a seed (its own warm start and game, run one after another so that each is timed
 alone) and a last table of each seed's first and last round, written to
 `bench/results/<run name>-seeds.md`. One seed's game says little: a dynamic worth reporting shows

@@ -3,7 +3,7 @@
     python bench/bench_game.py configs/tiny.yaml --out runs/bench     # the game (keeps its folder)
     python bench/evals_tiny.py runs/bench/tiny                          # then this
 
-Writes `bench/results/<run name>-evals.md` (the tables the README quotes) and prints it. Each result
+Writes `bench/results/<run name>-evals.md` (the tables docs/results.md quotes) and prints it. Each result
 also stays in RUN_DIR/eval/ (JSON + figure), where `pvg report` shows it.
 """
 

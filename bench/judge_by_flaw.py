@@ -9,7 +9,7 @@ kind, how often the reference ranks above the flaw:
     python bench/judge_by_flaw.py configs/tiny.yaml --seeds 2 --set warmstart.verifier_pretrain_steps=6000 \
         --set warmstart.verifier_pretrain_batch_size=32         # the previous judging recipe
 
-Every game was as good as its judge (README, Measured), and a seed takes ~7.5 minutes here against
+Every game was as good as its judge (docs/results.md#judging-recipe), and a seed takes ~7.5 minutes here against
 ~13 for a game. Each result is appended to `bench/results/judge_by_flaw.jsonl` with its recipe.
 """
 
