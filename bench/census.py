@@ -38,6 +38,7 @@ from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the fault tests' run-folder builder (tests/runkit.py)
 CONFIG = REPO / "configs" / "tiny-ci.yaml"
 OUTCOMES = ["clear", "traceback", "silent", "hang", "data lost"]
 
@@ -65,47 +66,14 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------------------ fixtures
+from runkit import make_run, snapshot  # noqa: E402  (after the path above)
+
+
 def write(d: Path, name: str, data: str | bytes) -> Path:
     p = d / name
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data.encode() if isinstance(data, str) else data)
     return p
-
-
-def make_run(d: Path, name: str = "run") -> Path:
-    """A run folder stopped after two rounds, written by pvg's own writers (no checkpoints)."""
-    from pvg.config import load_config
-    from pvg.game.pool import INITIAL, PoolRow, write_round
-    from pvg.run.folder import RunFolder
-
-    run = d / name
-    run.mkdir(parents=True)
-    rf = RunFolder(run)
-    cfg = load_config(CONFIG, [f"run.out_dir={d}", f"run.cache_dir={d / 'cache'}", "data.num_problems=200",
-                               "logging.progress=false"])
-    rf.write_text("config.yaml", cfg.to_yaml())
-    rows = []
-    for k in (0, 1):
-        rows += [{"kind": "ppo", "round": k, "step": s, "updates": s, "reward_helpful": 0.1 * s} for s in (1, 2, 3, 4)]
-        rows.append({"kind": "round", "round": k, "helpful_pass_rate": 0.5, "sneaky_incorrect_rate": 0.4,
-                     "verifier_auroc": 0.7, "verifier_completeness": 0.6, "verifier_soundness": 0.8,
-                     "sneaky_fool_rate": 0.3, "steps_to_exploit": None, "exploited": False, "kl_to_init": 0.1,
-                     "helpful_mean_tokens": 30.0, "sneaky_mean_tokens": 31.0, "verifier_phase_s": 1.0,
-                     "prover_phase_s": 2.0, "verifier_threshold": 0.0})
-    rf.append_metrics(rows)
-    for k in (INITIAL, 0, 1):
-        write_round(rf.pool, k, [
-            PoolRow(problem_id=f"p{i}", round=k, role=role, question=f"q{i}", text=f"s\n#### {i}", answer=str(i),
-                    correct=(i + j) % 2 == 0, verifier_score=None if k == INITIAL else 0.1 * i,
-                    phase="initial" if k == INITIAL else "game", sample=0, tokens=5)
-            for i in range(6) for j, role in enumerate(("helpful", "sneaky"))])
-    for phase in ["initial"] + [f"{k}/{p}" for k in (0, 1) for p in ("verifier", "prover", "sample", "eval")]:
-        rf.mark(phase)
-    return run
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @contextlib.contextmanager

@@ -22,53 +22,13 @@ from typer.testing import CliRunner
 from pvg.cli import app
 from pvg.config import load_config
 from pvg.errors import PvgError, fault_error
-from pvg.game.pool import INITIAL, PoolRow, write_round
 from pvg.run.folder import RunFolder
 from pvgrun import CONFIG, assert_user_error, env, pvg_cmd
-
-PHASES = ["initial"] + [f"{k}/{p}" for k in (0, 1) for p in ("verifier", "prover", "sample", "eval")]
-
-
-def _round_row(k: int) -> dict:
-    return {"kind": "round", "round": k, "helpful_pass_rate": 0.5 + k / 10, "sneaky_incorrect_rate": 0.4,
-            "verifier_auroc": 0.7, "verifier_completeness": 0.6, "verifier_soundness": 0.8, "sneaky_fool_rate": 0.3,
-            "steps_to_exploit": None, "exploited": False, "kl_to_init": 0.1, "helpful_mean_tokens": 30.0,
-            "sneaky_mean_tokens": 31.0, "verifier_phase_s": 1.0, "prover_phase_s": 2.0, "verifier_threshold": 0.0}
-
-
-def _pool_rows(round_: int) -> list[PoolRow]:
-    return [PoolRow(problem_id=f"p{i}", round=round_, role=role, question=f"q{i}", text=f"step\n#### {i}",
-                    answer=str(i), correct=(i + j) % 2 == 0, verifier_score=None if round_ == INITIAL else 0.1 * i,
-                    phase="initial" if round_ == INITIAL else "game", sample=0, tokens=5)
-            for i in range(6) for j, role in enumerate(("helpful", "sneaky"))]
-
-
-def make_run(root: Path, name: str = "run") -> Path:
-    """A stopped-after-two-rounds run folder: config.yaml, state.json, 10 metrics rows, three pool files."""
-    run = root / name
-    run.mkdir(parents=True)
-    rf = RunFolder(run)
-    cfg = load_config(CONFIG, [f"run.out_dir={root}", f"run.cache_dir={root / 'cache'}", "data.num_problems=200",
-                               "logging.progress=false"])
-    rf.write_text("config.yaml", cfg.to_yaml())
-    rows = []
-    for k in (0, 1):
-        rows += [{"kind": "ppo", "round": k, "step": s, "updates": s, "reward_helpful": 0.1 * s} for s in (1, 2, 3, 4)]
-        rows.append(_round_row(k))
-    rf.append_metrics(rows)
-    for k in (INITIAL, 0, 1):
-        write_round(rf.pool, k, _pool_rows(k))
-    for phase in PHASES:
-        rf.mark(phase)
-    return run
+from runkit import make_run, snapshot
 
 
 def lines(run: Path) -> list[str]:
     return (run / "metrics.jsonl").read_text().splitlines()
-
-
-def snapshot(run: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
