@@ -20,6 +20,9 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from pvg.run import storage
 from pvg.config import DeepSpeedConfig, PPOConfig, ProverConfig, ResourcesConfig, VerifierConfig
 from pvg.errors import PvgError
+# imported here, not where used: a Ray job's driver runs inside its working_dir, which a second node on the
+# same machine may unpack again right after ray.init (docs/jobs.md); a lazy import then finds no file
+from pvg.game.placement import check_fits, plan
 
 
 def _device(gpus: float) -> torch.device:
@@ -358,7 +361,6 @@ def alive_nodes() -> list[dict]:
 def check_cluster(res: ResourcesConfig) -> None:
     """`resources.precheck`: refuse at once a config the connected Ray cluster's nodes cannot hold."""
     if res.precheck:
-        from pvg.game.placement import check_fits
 
         address = ray.get_runtime_context().gcs_address
         check_fits(res, alive_nodes(), f"the Ray cluster at {address} (a local one counts this machine's cores)")
@@ -371,7 +373,6 @@ def place_groups(res: ResourcesConfig, prover_args: tuple, verifier_args: tuple)
     at once; otherwise the placement groups get `resources.placement_timeout_s` to become ready.
     Returns the groups and the placement groups (to remove at the end).
     """
-    from pvg.game.placement import plan
 
     pl = plan(res)
     check_cluster(res)  # again: nodes may have gone since the run started
