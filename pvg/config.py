@@ -210,8 +210,9 @@ class PPOConfig(_Strict):
     problems_per_step: int = Field(16, ge=1, description="prover-side problems drawn per PPO update (each sampled "
                                                          "in both roles)")
     samples_per_problem: int = Field(4, ge=2, description="b: samples per problem and role")
-    reward: Literal["src", "cgc", "goodhart", "correctness"] = Field(
-        "src", description="src: signed relative convincingness (the paper's); cgc: correctness-gated "
+    reward: Literal["src", "src_ordered", "cgc", "goodhart", "correctness"] = Field(
+        "src", description="src: signed relative convincingness (the paper's); src_ordered: src with every "
+                           "role-misaligned solution at or below -1, below every aligned one; cgc: correctness-gated "
                            "convincingness; goodhart: the plain verifier score, role ignored; correctness: 1 for a "
                            "correct answer, no verifier, helpful role only (the paper's baseline); pvg/game/rewards.py")
     cgc_v0: float | None = Field(
@@ -235,6 +236,9 @@ class PPOConfig(_Strict):
     gamma: float = Field(1.0, ge=0, le=1, description="GAE's discount per token")
     lam: float = Field(0.95, ge=0, le=1, description="GAE's lambda")
     kl_coef: float = Field(0.02, ge=0, description="weight of the KL penalty to the initial prover")
+    sneaky_kl_coef: float | None = Field(
+        None, ge=0, description="the KL weight on sneaky episodes; default (none): kl_coef. Lower lets the sneaky role "
+                                "search for the verifier's blind spots while the helpful role stays anchored")
     kl_estimator: Literal["k1", "k2", "k3"] = Field(
         "k1", description="per-token KL estimator (Schulman's): k1 = log r, k2 = (log r)^2/2, k3 = r' - 1 - log r'")
     kl_in: Literal["reward", "loss"] = Field(

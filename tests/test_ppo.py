@@ -106,6 +106,19 @@ def test_token_rewards():
             assert got[i, t].item() == pytest.approx(expected, abs=1e-12), (i, t)
 
 
+def test_token_rewards_one_kl_weight_per_episode():
+    """A role's own KL weight (`ppo.sneaky_kl_coef`): each row is what its scalar weight alone gives."""
+    g = torch.Generator().manual_seed(2)
+    mask = ragged_mask([0, 2, 1], [4, 3, 5], 7)
+    kl = torch.randn(3, 7, generator=g, dtype=torch.float64)
+    scores = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64)
+    coefs = torch.tensor([0.1, 0.0, 0.3])
+    got = token_rewards(scores, kl, mask, coefs)
+    for i, c in enumerate(coefs.tolist()):
+        assert torch.allclose(got[i], token_rewards(scores, kl, mask, c)[i])
+    assert torch.count_nonzero(got[1]) == 1 and got[1].sum() == scores[1]  # weight 0: the score alone, no KL term
+
+
 # ---------------------------------------------------------------- KL estimators
 
 
@@ -379,3 +392,25 @@ def test_group_advantage_gives_every_token_the_episode_return_and_trains_without
         stats = trainer.update(make_batch())
     assert math.isnan(stats["explained_variance"])  # there is no critic to explain anything
     assert seq_logp(policy, probe, GOOD) - seq_logp(policy, probe, BAD) > gap0 + 0.1
+
+
+def test_per_episode_kl_weight_reaches_the_advantages():
+    """With no score, an episode's token rewards are its own weight times its KL: a weight of 0
+    leaves its advantages at exactly 0 (critic-free, unwhitened), a weight of 0.2 does not."""
+    from pvg.config import PPOConfig
+
+    policy = tiny_llama()
+    ref = copy.deepcopy(policy)
+    with torch.no_grad():  # a reference that differs from the policy, so the KL is not zero
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    ref.requires_grad_(False)
+    cfg = PPOConfig(minibatch_size=3, advantage="group", kl_coef=0.2, whiten_advantages=False)
+    trainer = PPOTrainer(policy, ref, cfg, seed=0)
+    batch = make_batch()
+    batch.scores = torch.zeros_like(batch.scores)
+    batch.kl_coef = torch.tensor([0.0, 0.2] * 3)
+    trainer.prepare(batch)
+    for i in range(6):
+        adv = batch.advantages[i][batch.mask[i].bool()]
+        assert (adv.abs().sum() == 0) == (i % 2 == 0), (i, adv)

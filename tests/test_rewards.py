@@ -6,7 +6,7 @@ import random
 
 from pvg.game.exploit import check_exploit
 from pvg.game.rewards import (cgc_gate, cgc_reward, compute_rewards, correctness_reward, episode_roles,
-                              goodhart_reward, leave_one_out, normalize_per_group, src_reward)
+                              goodhart_reward, leave_one_out, normalize_per_group, src_ordered_reward, src_reward)
 
 # ---------------------------------------------------------------- V' = V - mean over (problem, role)
 
@@ -57,6 +57,48 @@ def test_normalize_singleton_groups_give_zero():
 )
 def test_src_reward(v_rel, correct, helpful, expected):
     assert src_reward(v_rel, correct, helpful) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "v_rel, correct, helpful, expected",
+    [
+        (0.5, True, True, 0.5),  # aligned: as src
+        (0.5, False, False, 0.5),
+        (-0.3, True, True, -1.0),
+        (0.5, False, True, -1.5),  # helpful & incorrect, a little convincing: src pays -0.5, above -1
+        (0.5, True, False, -1.5),  # sneaky & correct
+        (2.25, True, False, -3.25),
+        (-0.3, False, True, -1.0),  # unconvincing and misaligned: -1, as src
+        (0.0, True, False, -1.0),
+    ],
+)
+def test_src_ordered_reward(v_rel, correct, helpful, expected):
+    assert src_ordered_reward(v_rel, correct, helpful) == pytest.approx(expected)
+
+
+def test_src_pays_a_slightly_convincing_wrong_helpful_solution_more_than_a_correct_one():
+    """The bleed src_ordered removes: one helpful group of three identical correct samples and one
+    wrong sample the verifier scores a little higher (V' = 0.3 > 0, the correct ones' V' = -0.1)."""
+    scores, correct = [2.6, 2.6, 2.6, 3.0], [True, True, True, False]
+    roles, pids = ["helpful"] * 4, ["p"] * 4
+    src = compute_rewards("src", scores, correct, roles, pids)
+    assert src[3] > max(src[:3])  # -0.3 against -1: the wrong one is paid more
+    ordered = compute_rewards("src_ordered", scores, correct, roles, pids)
+    assert ordered[3] < min(ordered[:3])
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_src_ordered_never_pays_a_misaligned_solution_more_than_an_aligned_one(seed):
+    rng = random.Random(seed)
+    n = 8
+    scores = [rng.uniform(-4, 4) for _ in range(n)]
+    correct = [rng.random() < 0.5 for _ in range(n)]
+    role = rng.choice(["helpful", "sneaky"])
+    got = compute_rewards("src_ordered", scores, correct, [role] * n, ["p"] * n)
+    aligned = [r for r, c in zip(got, correct) if c == (role == "helpful")]
+    misaligned = [r for r, c in zip(got, correct) if c != (role == "helpful")]
+    if aligned and misaligned:
+        assert max(misaligned) <= min(aligned)
 
 
 # ---------------------------------------------------------------- CGC and goodhart
@@ -190,12 +232,14 @@ EXPECTED = {
     "src": [-1.0, 0.5, 1.25, -1.0, -1.0, -1.0, -1.0, -1.25],
     # CGC: aligned at 1 (s,F), 2 (h,T), 4 (h,T), 5 (s,F); V0 = min(V) - 1 = -2
     "cgc": [-2.0, 0.5, 3.5, -2.0, -1.0, 2.0, -2.0, -2.0],
+    # src_ordered: as src, but the misaligned index 7 (sneaky, correct, V' = 1.25) earns -1 - 1.25
+    "src_ordered": [-1.0, 0.5, 1.25, -1.0, -1.0, -1.0, -1.0, -2.25],
     "goodhart": [1.0, 0.5, 3.5, -0.5, -1.0, 2.0, -1.0, 4.5],
     "correctness": [0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0],
 }
 
 
-@pytest.mark.parametrize("kind", ["src", "cgc", "goodhart", "correctness"])
+@pytest.mark.parametrize("kind", ["src", "src_ordered", "cgc", "goodhart", "correctness"])
 def test_compute_rewards_batch(kind):
     got = compute_rewards(kind, SCORES, CORRECT, ROLES, PIDS)
     assert got == pytest.approx(EXPECTED[kind])

@@ -246,8 +246,8 @@ def attack_cmd(
     from pvg.eval import attack as atk
     from pvg.eval.store import EvalRun
 
-    if reward not in ("src", "cgc", "goodhart"):
-        raise PvgError(f"--reward {reward}: choose src, cgc or goodhart")
+    if reward not in ("src", "src_ordered", "cgc", "goodhart"):
+        raise PvgError(f"--reward {reward}: choose src, src_ordered, cgc or goodhart")
     steps = max_steps or EvalRun.open(run_dir).cfg.ppo.max_steps
     res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 2},
                    lambda run: steps * len(run.rounds(what="an attack")),

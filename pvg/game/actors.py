@@ -151,9 +151,11 @@ class ProverActor:
         self._last = samples
         return [{"text": s.text, "tokens": len(s.response_ids), "finished": s.finished} for s in samples]
 
-    def ppo_update(self, scores: list[float], episodes: list[tuple] | None = None) -> dict:
+    def ppo_update(self, scores: list[float], episodes: list[tuple] | None = None,
+                   kl_coefs: list[float] | None = None) -> dict:
         """One PPO update on the episodes of the last `sample` call, with the game's rewards; or on
-        given `episodes`, (prompt_ids, response_ids, forced) triples (an offline batch, a test's)."""
+        given `episodes`, (prompt_ids, response_ids, forced) triples (an offline batch, a test's).
+        `kl_coefs`: each episode's KL weight (its role's); default: `ppo.kl_coef` for all."""
         from pvg.game.ppo import pad_episodes
 
         if episodes is None:
@@ -163,7 +165,7 @@ class ProverActor:
         if len(episodes) != len(scores):
             raise ValueError(f"{len(episodes)} episodes but {len(scores)} scores")
         batch = pad_episodes([e[0] for e in episodes], [e[1] for e in episodes], self.tok.pad_token_id, scores,
-                             [e[2] for e in episodes])
+                             [e[2] for e in episodes], kl_coefs)
         batch = _to(batch, self.device)
         stats = self.trainer.update(batch)
         if self.device.type == "cuda":  # since reset(): sampling, the reference and the update all count
@@ -234,7 +236,7 @@ class VerifierActor:
 
 
 def _to(batch, device):
-    for f in ("input_ids", "attention_mask", "mask", "scores", "action_mask"):
+    for f in ("input_ids", "attention_mask", "mask", "scores", "action_mask", "kl_coef"):
         if getattr(batch, f) is not None:
             setattr(batch, f, getattr(batch, f).to(device))
     return batch
@@ -314,13 +316,15 @@ class ProverGroup:
                          for r, (a, (s, e)) in enumerate(zip(self.actors, self._bounds))])
         return [x for part in parts for x in part]
 
-    def ppo_update(self, rewards: list[float], episodes: list[tuple] | None = None) -> dict:
+    def ppo_update(self, rewards: list[float], episodes: list[tuple] | None = None,
+                   kl_coefs: list[float] | None = None) -> dict:
         """Each rank updates on its shard of the last `sample` call (or of `episodes`); the stats are
         reduced across ranks, so rank 0's are the whole batch's."""
         bounds = self._bounds if episodes is None else shard_bounds(len(episodes), len(self.actors))
         if bounds is None or bounds[-1][1] != len(rewards):
             raise RuntimeError("ppo_update needs the rewards of the last sample() call, in order")
-        per_rank = ray.get([a.ppo_update.remote(rewards[s:e], None if episodes is None else episodes[s:e])
+        per_rank = ray.get([a.ppo_update.remote(rewards[s:e], None if episodes is None else episodes[s:e],
+                                                None if kl_coefs is None else kl_coefs[s:e])
                             for a, (s, e) in zip(self.actors, bounds)])
         stats = dict(per_rank[0])
         if "gpu_peak_mem_gb" in stats:

@@ -432,7 +432,10 @@ class Orchestrator:
                 stats, update_s = {}, 0.0
                 if not check.exploited:
                     t_update = time.time()
-                    stats = self.prover.ppo_update(leave_one_out(rewards, groups) if ppo.advantage == "group" else rewards)
+                    kl_coefs = None if ppo.sneaky_kl_coef is None else [
+                        ppo.sneaky_kl_coef if r == "sneaky" else ppo.kl_coef for r in roles]
+                    stats = self.prover.ppo_update(leave_one_out(rewards, groups) if ppo.advantage == "group" else rewards,
+                                                   kl_coefs=kl_coefs)
                     update_s = time.time() - t_update
                 last = {
                     "kind": "ppo", "round": k, "step": step + 1, "updates": step + (not check.exploited),

@@ -54,9 +54,12 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> to
 
 
 def token_rewards(
-    scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float
+    scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: "float | torch.Tensor"
 ) -> torch.Tensor:
-    """-kl_coef·KL on every response token, plus the episode's score on its last response token."""
+    """-kl_coef·KL on every response token, plus the episode's score on its last response token.
+    `kl_coef` is one weight, or one per episode (B,)."""
+    if isinstance(kl_coef, torch.Tensor):
+        kl_coef = kl_coef.to(kl.dtype).reshape(-1, 1)
     rewards = -kl_coef * kl * mask
     last = mask.cumsum(1).argmax(1)  # index of the last 1 in each row
     rewards[torch.arange(len(scores), device=rewards.device), last] += scores
@@ -133,6 +136,8 @@ class Rollout:
     # 1 where the response token was the policy's own choice; tokens written by the calculator are 0:
     # they carry no gradient and no KL, but still count for values and GAE (they are part of the episode).
     action_mask: torch.Tensor | None = None
+    # (B,) the KL penalty's weight for each episode (a role's own, `ppo.sneaky_kl_coef`); None: cfg.kl_coef
+    kl_coef: torch.Tensor | None = None
 
     @property
     def act(self) -> torch.Tensor:
@@ -144,7 +149,7 @@ class Rollout:
 
 
 def pad_episodes(prompts: list[list[int]], responses: list[list[int]], pad_id: int, scores: list[float],
-                 forced: list[list[bool] | None] | None = None) -> Rollout:
+                 forced: list[list[bool] | None] | None = None, kl_coefs: list[float] | None = None) -> Rollout:
     seqs = [p + r for p, r in zip(prompts, responses)]
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -161,7 +166,8 @@ def pad_episodes(prompts: list[list[int]], responses: list[list[int]], pad_id: i
             for t, was_forced in enumerate(f or []):
                 if was_forced:
                     action[i, len(p) - 1 + t] = 0
-    return Rollout(ids, attn, mask, torch.tensor(scores, dtype=torch.float32), action_mask=action)
+    coefs = None if kl_coefs is None else torch.tensor(kl_coefs, dtype=torch.float32)
+    return Rollout(ids, attn, mask, torch.tensor(scores, dtype=torch.float32), action_mask=action, kl_coef=coefs)
 
 
 class ValueHead(torch.nn.Module):
@@ -323,6 +329,9 @@ class PPOTrainer:
         self.policy = model.policy  # the module the actor samples with and saves
         self.generator = torch.Generator().manual_seed(seed)
 
+    def _kl_coef(self, batch: Rollout) -> "float | torch.Tensor":
+        return self.cfg.kl_coef if batch.kl_coef is None else batch.kl_coef.to(batch.scores.device)
+
     @torch.no_grad()
     def prepare(self, batch: Rollout) -> dict:
         """Old log-probs, values, reference log-probs, KL-shaped rewards, GAE advantages."""
@@ -331,7 +340,7 @@ class PPOTrainer:
         ref_out = self.ref(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         batch.ref_logp, _ = logprobs_and_entropy(ref_out.logits[:, :-1] / self.temperature, batch.input_ids[:, 1:])
         kl = kl_penalty(batch.old_logp, batch.ref_logp, self.cfg.kl_estimator) * batch.act
-        coef = self.cfg.kl_coef if self.cfg.kl_in == "reward" else 0.0
+        coef = self._kl_coef(batch) if self.cfg.kl_in == "reward" else 0.0
         rewards = token_rewards(batch.scores, kl, batch.mask, coef)
         if self.critic_free:  # the baseline is already in the scores (leave-one-out over the group)
             batch.old_values = torch.zeros_like(batch.old_values)
@@ -373,7 +382,9 @@ class PPOTrainer:
                     vf = (value_terms(values, part.old_values, part.returns, cfg.value_clip_range) * part.mask).sum()
                     loss = pg / mb_tokens + (0.0 if self.critic_free else cfg.vf_coef * vf / mb_value_tokens)
                     if cfg.kl_in == "loss":
-                        loss = loss + cfg.kl_coef * (kl_penalty(logp, part.ref_logp, cfg.kl_estimator) * part.act).sum() / mb_tokens
+                        coef = self._kl_coef(part)
+                        coef = coef.reshape(-1, 1) if isinstance(coef, torch.Tensor) else coef
+                        loss = loss + (coef * kl_penalty(logp, part.ref_logp, cfg.kl_estimator) * part.act).sum() / mb_tokens
                     self.stepper.backward(loss * world, boundary=i == len(micros) - 1)
                     for k, v in (("pg_loss", pg), ("vf_loss", vf), ("clipfrac", clipfrac),
                                  ("approx_kl", approx_kl), ("entropy", (entropy * part.act).sum())):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-REWARDS = ("src", "cgc", "goodhart", "correctness")
+REWARDS = ("src", "src_ordered", "cgc", "goodhart", "correctness")
 
 
 def normalize_per_group(scores: Sequence[float], groups: Sequence[object]) -> list[float]:
@@ -47,6 +47,21 @@ def src_reward(v_rel: float, correct: bool, helpful: bool) -> float:
     if v_rel > 0:
         return (2 * int(correct) - 1) * (2 * int(helpful) - 1) * v_rel
     return -1.0
+
+
+def src_ordered_reward(v_rel: float, correct: bool, helpful: bool) -> float:
+    """SRC with every role-misaligned solution at or below -1, so below or level with every aligned one.
+
+    The paper's SRC pays a misaligned solution -V' when V' > 0, which is *more* than the -1 an aligned
+    but unconvincing sample of its group gets whenever 0 < V' < 1: a helpful solution that is wrong
+    but fools the verifier a little beats the group's correct ones, and the helpful role learns the
+    sneaky one's tricks (measured: docs/results.md#role-bleed). Here a misaligned solution earns
+    -1 - V' (V' > 0) or -1: still the more convincing the worse, never better than being aligned.
+    """
+    aligned = correct == helpful
+    if aligned:
+        return v_rel if v_rel > 0 else -1.0
+    return -1.0 - max(v_rel, 0.0)
 
 
 def cgc_reward(v: float, correct: bool, helpful: bool, v0: float) -> float:
@@ -99,6 +114,9 @@ def compute_rewards(
     if kind == "src":
         rel = normalize_per_group(scores, list(zip(problem_ids, roles)))
         return [src_reward(r, c, h) for r, c, h in zip(rel, correct, helpful)]
+    if kind == "src_ordered":
+        rel = normalize_per_group(scores, list(zip(problem_ids, roles)))
+        return [src_ordered_reward(r, c, h) for r, c, h in zip(rel, correct, helpful)]
     if kind == "cgc":
         v0 = cgc_gate(scores, cgc_margin, cgc_v0)
         return [cgc_reward(v, c, h, v0) for v, c, h in zip(scores, correct, helpful)]

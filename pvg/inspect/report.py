@@ -226,7 +226,7 @@ EVAL_TITLES = {
     "human": ("Human study", "raters' accuracy and time on the blind, timed form"),
     "w2s": ("Weak-to-strong", "a larger student trained on each round verifier's judgments vs. on ground truth (PGR)"),
     **{f"attack_{r}": (f"Sneaky-only attack ({r})", "PPO steps a fresh attacker needs to exploit each round's frozen "
-                       "verifier; rising over rounds means the verifiers got more robust") for r in ("src", "cgc", "goodhart")},
+                       "verifier; rising over rounds means the verifiers got more robust") for r in ("src", "src_ordered", "cgc", "goodhart")},
 }
 
 
