@@ -15,6 +15,7 @@ splits any other number into known pieces (never `<unk>`, which a sneaky prover 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -62,6 +63,35 @@ def train_tokenizer(corpus: Iterable[str], numbers: Numbers = "digits") -> PreTr
 def _with(corpus: Iterable[str], extra: str) -> Iterable[str]:
     yield extra
     yield from corpus
+
+
+# A class every supported transformers version knows: 5.x writes `TokenizersBackend`, which 4.x rejects
+# ("Tokenizer class TokenizersBackend does not exist"), and both read a plain tokenizer.json with this one.
+PORTABLE_CLASS = "PreTrainedTokenizerFast"
+
+
+def save_tokenizer(tok, folder: str | Path) -> None:
+    """`save_pretrained`, then the tokenizer_config.json rewritten to load under 4.x as well as 5.x."""
+    tok.save_pretrained(str(folder))
+    make_portable(folder)
+
+
+def make_portable(folder: str | Path) -> None:
+    """What 5.x writes that 4.x misreads: the class name, and its extra special tokens as a list (4.x
+    takes `extra_special_tokens` for a dict of named tokens; both read `additional_special_tokens`)."""
+    path = Path(folder) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    cfg = json.loads(path.read_text())
+    cfg["tokenizer_class"] = PORTABLE_CLASS
+    extra = cfg.get("extra_special_tokens")
+    if isinstance(extra, list):
+        del cfg["extra_special_tokens"]
+        cfg["additional_special_tokens"] = list(dict.fromkeys([*cfg.get("additional_special_tokens", []), *extra]))
+    cfg.pop("backend", None)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:

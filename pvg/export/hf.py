@@ -28,6 +28,8 @@ import yaml
 from pvg import __version__
 from pvg.errors import PvgError
 from pvg.data.roles import ROLE_TOKENS, SYSTEM_PROMPTS, VERIFIER_FORMAT, tiny_prompt
+from pvg.data.tokenizer import save_tokenizer
+from pvg.game.generation import stop_token_ids
 
 VERIFIER_META = "pvg_verifier.json"
 PROVER_META = "pvg_prover.json"
@@ -44,6 +46,10 @@ The game sampled with a calculator: the result of every `a op b =` was written b
 `pvg.game.calculator.Calculator` (a `LogitsProcessor`), not by the model. Pass
 `logits_processor=LogitsProcessorList([Calculator(tok, prompt_width)])` to `generate` to sample
 as the game did; without it the model writes its own results, with more arithmetic slips."""
+# The transformers versions an export's folder was loaded with (model, tokenizer, scoring): 5.24.0 by the
+# test suite (tests/test_export.py); 4.57.6 by hand in a throwaway venv, for the tokenizer and config
+# (docs/export.md#transformers-versions). pyproject.toml accepts transformers>=4.56.
+TESTED_TRANSFORMERS = ("4.57.6", "5.24.0")
 SCORE_READOUT = "logits[:, 0] of the one-logit sequence classifier; higher = more convincing"
 
 # What a reader of a verifier card wants first; every other key of the round row follows in the JSON.
@@ -267,6 +273,7 @@ def export_verifier(run_dir: str | Path, out: Path, round_: int | None = None, b
         "metrics": _clean(row) if row else None,
         "all_rounds": {str(r): _clean({m: run.rows[r].get(m) for m in VERIFIER_KEYS}) for r in sorted(run.rows)},
         "pvg_version": __version__,
+        "loads_with": loads_with(),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     model, tok = load_checkpoint(run.checkpoint(k, "verifier"), "verifier")
@@ -276,7 +283,7 @@ def export_verifier(run_dir: str | Path, out: Path, round_: int | None = None, b
     tok.model_max_length = vcfg.max_length  # so that plain truncation=True cuts where the game cut
     with atomic_dir(out, force, protect=run.path) as tmp:
         model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+        save_tokenizer(tok, tmp)
         _write_json(tmp / VERIFIER_META, meta)
         (tmp / "README.md").write_text(verifier_card(meta, run))
     return meta
@@ -303,20 +310,23 @@ def export_prover(run_dir: str | Path, out: Path, round_: int | None = None, for
         "prompt": prompt,
         "tokenize": {"add_special_tokens": False, "padding_side": "left"},
         "generation": {"max_new_tokens": pcfg.max_new_tokens, "temperature": pcfg.temperature, "top_p": pcfg.top_p,
-                       "top_k": 0, "calculator": pcfg.calculator},
+                       "top_k": 0, "calculator": pcfg.calculator},  # + the stop tokens, from the checkpoint
         "answer_format": "the solution ends with a line '#### N'",
         "round": k,
         "selection": selection,
         "run": _run_meta(run),
         "metrics": _clean(row) if row else None,
         "pvg_version": __version__,
+        "loads_with": loads_with(),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     model, tok = load_checkpoint(run.checkpoint(k, "prover"), "prover")
+    stops = stop_token_ids(tok, model)
+    meta["generation"] |= {"stop_token_ids": stops, "stop_tokens": tok.convert_ids_to_tokens(stops)}
     tok.padding_side = "left"  # generation batches are left-padded
     with atomic_dir(out, force, protect=run.path) as tmp:
         model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+        save_tokenizer(tok, tmp)
         _write_json(tmp / PROVER_META, meta)
         (tmp / "README.md").write_text(prover_card(meta, run))
     return meta
@@ -365,6 +375,22 @@ def _metrics_table(row: dict | None, keys: list[str]) -> str:
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| `{k}` | {_fmt(row.get(k))} |" for k in keys if k in row]
     return "\n".join(lines) + "\n"
+
+
+def loads_with() -> dict:
+    """For the card and the JSON: which transformers wrote the folder and which it was tested with."""
+    import transformers
+
+    return {"written_by_transformers": transformers.__version__, "tested_transformers": list(TESTED_TRANSFORMERS),
+            "tokenizer_class": "PreTrainedTokenizerFast"}
+
+
+def _versions_block(meta: dict) -> str:
+    v = meta["loads_with"]
+    return (f"## Versions\n\nWritten with transformers {v['written_by_transformers']}; loaded and tested with "
+            f"transformers {' and '.join(v['tested_transformers'])}. The tokenizer is saved as "
+            f"`{v['tokenizer_class']}`, a class every transformers from 4.56 on knows (5.x would write\n"
+            "`TokenizersBackend`, which 4.x refuses).\n")
 
 
 def _config_block(run: RunInfo, sections: list[str]) -> str:
@@ -450,6 +476,7 @@ accepted = scores >= (meta["threshold"] if meta["threshold"] is not None else 0.
 With pvg: `pvg score --verifier path/to/this/folder --input rows.jsonl -o scored.jsonl`, and
 `pvg eval-verifier --verifier path/to/this/folder --input labelled.jsonl`.
 
+{_versions_block(meta)}
 ## Training config (from the run's config.yaml)
 
 {_config_block(run, ["verifier", "ppo", "game"])}
@@ -512,10 +539,15 @@ meta = json.load(open(f"{{path}}/pvg_prover.json"))
 question = "Eva has read 18 pages. Eva reads 2 more pages. How many pages has Eva read now?"
 {prompt_code}
 enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
-out = model.generate(**enc, {gen}, pad_token_id=tok.pad_token_id)
+out = model.generate(**enc, {gen}, pad_token_id=tok.pad_token_id,
+                     eos_token_id=meta["generation"]["stop_token_ids"])
 print(tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 
+`stop_token_ids` ({g['stop_tokens']}): the tokenizer's EOS and, for a chat model, the token that ends
+an assistant turn, where the game stopped sampling.
+
+{_versions_block(meta)}
 ## Training config (from the run's config.yaml)
 
 {_config_block(run, ["prover", "ppo", "game"])}"""

@@ -18,6 +18,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from pvg.run import storage
+from pvg.data.tokenizer import save_tokenizer
 from pvg.config import DeepSpeedConfig, PPOConfig, ProverConfig, ResourcesConfig, VerifierConfig
 from pvg.errors import PvgError
 # imported here, not where used: a Ray job's driver runs inside its working_dir, which a second node on the
@@ -256,14 +257,14 @@ def _save_atomic(model, tok, target: str) -> None:
     if storage.is_uri(target):
         with tempfile.TemporaryDirectory(prefix="pvg-ckpt-") as tmp:
             model.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
+            save_tokenizer(tok, tmp)
             storage.upload_tree(Path(tmp), target)
         return
     path = Path(target)
     tmp = path.with_name(path.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+    save_tokenizer(tok, tmp)
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)

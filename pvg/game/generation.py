@@ -11,12 +11,30 @@ from transformers import LogitsProcessorList
 from pvg.game.calculator import Calculator
 
 
+# What ends an assistant turn in the chat templates of the families we know (Qwen/ChatML, Llama 3, Gemma,
+# Phi): a chat model stops there, and its eos_token is often another token (Qwen2.5 base: <|endoftext|>).
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+def stop_token_ids(tok, model=None) -> list[int]:
+    """Every token that ends a solution: the tokenizer's EOS, the model's generation_config EOS ids (a
+    list for chat models), and the end-of-turn token its chat template writes."""
+    ids = [tok.eos_token_id]
+    gen = getattr(model, "generation_config", None)
+    extra = getattr(gen, "eos_token_id", None)
+    ids += extra if isinstance(extra, (list, tuple)) else [extra]
+    template = getattr(tok, "chat_template", None) or ""
+    vocab = tok.get_vocab()
+    ids += [vocab[t] for t in END_OF_TURN if t in template and t in vocab]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
 @dataclass
 class Sample:
     prompt_ids: list[int]
-    response_ids: list[int]  # up to and including EOS when the model stopped by itself
+    response_ids: list[int]  # up to and including the stop token (EOS, end of turn) when the model stopped by itself
     text: str  # the response decoded without special tokens
-    finished: bool  # ended with EOS (not cut at max_new_tokens)
+    finished: bool  # ended with a stop token (not cut at max_new_tokens)
     forced: list[bool] | None = None  # per response token: written by the calculator, not sampled
 
 
@@ -42,6 +60,7 @@ def generate(
     model.eval()
     device = next(model.parameters()).device
     tok.padding_side = "left"
+    stops = stop_token_ids(tok, model)
     out: list[Sample] = []
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])
@@ -54,7 +73,7 @@ def generate(
             **enc,
             max_new_tokens=max_new_tokens,
             pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
+            eos_token_id=stops,
             **kwargs,
         )
         width = enc["input_ids"].shape[1]
@@ -62,11 +81,12 @@ def generate(
             mask = enc["attention_mask"][row].bool()
             prompt_ids = enc["input_ids"][row][mask].tolist()
             resp = gen[row, width:].tolist()
-            finished = tok.eos_token_id in resp
+            end = next((t for t, i in enumerate(resp) if i in stops), None)
+            finished = end is not None
             if finished:
-                resp = resp[: resp.index(tok.eos_token_id) + 1]
+                resp = resp[: end + 1]
             else:
-                while resp and resp[-1] == tok.pad_token_id and tok.pad_token_id != tok.eos_token_id:
+                while resp and resp[-1] == tok.pad_token_id and tok.pad_token_id not in stops:
                     resp.pop()
             text = tok.decode(resp, skip_special_tokens=True)
             forced = [(row, t) in calc.forced for t in range(len(resp))] if calc is not None else None
