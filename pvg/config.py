@@ -191,6 +191,13 @@ class WarmstartConfig(_Strict):
     sneaky_fraction: float = Field(0.5, ge=0, le=1, description="chance that a problem gives the prover's warm "
                                                                 "start a sneaky (planted-flaw) example, and, drawn "
                                                                 "apart, 1 minus it a helpful one")
+    hub_prover_steps: int = Field(
+        0, ge=0, description="with prover.model set: steps of TRL SFTTrainer on both roles before the game (helpful → "
+                             "the reference, sneaky → a flaw planted in it, pvg.data.gsm8k_flaws), in the model's chat "
+                             "format; 0 = the hub prover is taken as it is")
+    hub_lr: float = Field(1e-5, gt=0, description="with hub_prover_steps: the SFT's peak learning rate (cosine "
+                                                  "decay after prover_warmup_steps)")
+    hub_batch_size: int = Field(8, ge=1, description="with hub_prover_steps: conversations per SFT step")
 
     @model_validator(mode="before")
     @classmethod

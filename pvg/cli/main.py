@@ -112,13 +112,13 @@ def data_preview(
     set: Optional[List[str]] = SetOption,
 ) -> None:
     """Show a few problems of the config's data with their solutions and planted flaws."""
-    from pvg.data.dataset import load_split
+    from pvg.data.dataset import load_split, with_flaws
 
     cfg = _load(config, set)
     sides = load_split(cfg.data, cfg.run.seed)
     counts = ", ".join(f"{k}: {len(v)}" for k, v in sides.items())
     out.print(f"[bold]{cfg.data.source}[/] problems, split {counts}")
-    for p in sides["prover"][:n]:
+    for p in with_flaws(sides["prover"][:n], cfg.data, cfg.run.seed):
         body = [f"[bold]{escape(p.question)}[/]", "", "[green]reference[/]", escape(p.reference or "(none)")]
         for f in p.flawed:
             where = "in the answer line" if f.flaw.kind == "miscopied_answer" else f"at step {f.flaw.step + 1}"
@@ -134,7 +134,8 @@ def warmstart(
     set: Optional[List[str]] = SetOption,
     force: bool = typer.Option(False, "--force", help="Retrain even when a cached warm start exists."),
 ) -> None:
-    """Warm-start the tiny prover (both roles) and the verifier's base; cached by config hash."""
+    """Warm-start the tiny prover (both roles) and the verifier's base, or a hub prover's roles
+    (warmstart.hub_prover_steps); cached by config hash."""
     from pvg.game.warmstart import run_warmstart
 
     cfg = _load(config, set)

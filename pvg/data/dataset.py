@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pvg.config import DataConfig
+from pvg.data.gsm8k_flaws import with_planted_flaws
 from pvg.data.problems import Problem, Side, load_hub, load_jsonl, split_problems
 from pvg.data.synth import generate
 
@@ -27,3 +28,12 @@ def load_problems(cfg: DataConfig, seed: int) -> list[Problem]:
 
 def load_split(cfg: DataConfig, seed: int) -> dict[Side, list[Problem]]:
     return split_problems(load_problems(cfg, seed), cfg.split.prover, cfg.split.verifier)
+
+
+def with_flaws(problems: list[Problem], cfg: DataConfig, seed: int) -> list[Problem]:
+    """GSM8K problems (jsonl, hub) with flaws planted in their own annotated solutions, as synthetic
+    problems are generated with them: for the sneaky warm start of a hub prover and for previews.
+    Not part of loading, since most runs never read them and planting costs a few ms a problem."""
+    if cfg.source == "synthetic":
+        return problems
+    return with_planted_flaws(problems, cfg.flaw_kinds, cfg.flaws_per_problem, seed)

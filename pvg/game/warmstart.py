@@ -4,7 +4,9 @@ The prover learns both roles by supervised training on role-conditioned syntheti
 (helpful → the reference, sneaky → a flawed one); the verifier's base learns the same corpus as a
 language model, so the verifier phase only has to learn to judge, not to read. The result is cached
 under a hash of everything that determines it: a second run (or a resumed one) reuses it.
-A hub model (`prover.model` / `verifier.model` set) is taken as it is: it is already competent.
+A hub model (`prover.model` / `verifier.model` set) is already competent and is taken as it is,
+except that a hub prover may be given its sneaky role first (`warmstart.hub_prover_steps`:
+`pvg.game.hub_warmstart`, TRL's SFTTrainer on planted-flaw GSM8K solutions), cached the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 
 from pvg import __version__
 from pvg.config import PvgConfig
-from pvg.data.dataset import load_split
+from pvg.data.dataset import load_split, with_flaws
 from pvg.errors import PvgError
 from pvg.game.generation import generate
 from pvg.data.grading import is_correct
@@ -35,7 +37,7 @@ from pvg.progress import AddBar, console, progress_bars
 from pvg.data.roles import ROLES, prover_prompt, verifier_text
 from pvg.game.sft import Example, encode, train_lm
 from pvg.game.sidejob import SideJob
-from pvg.data.tokenizer import train_tokenizer
+from pvg.data.tokenizer import save_tokenizer, train_tokenizer
 from pvg.game.verifier_train import Pair, TokenLabels, departure_labels, score_texts, train_verifier, train_verifier_tokens
 
 WARMSTART_FORMAT = 3  # 3: the verifier's side learns from the verifier's half only; bump when the warm-start recipe changes, so old caches are not reused
@@ -57,6 +59,9 @@ ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("warmstart", "verifier_pretrain_batch_size"): None,
     ("prover", "calculator_answer"): False,
     ("warmstart", "verifier_flaw_kinds"): None,
+    ("warmstart", "hub_prover_steps"): 0,
+    ("warmstart", "hub_lr"): 1e-5,
+    ("warmstart", "hub_batch_size"): 8,
 }
 
 
@@ -258,21 +263,44 @@ def check_warmstart(cfg: PvgConfig) -> None:
         )
 
 
+def hub_sft(cfg: PvgConfig) -> bool:
+    """Whether a hub prover is fine-tuned on both roles before the game."""
+    return cfg.prover.model is not None and cfg.warmstart.hub_prover_steps > 0
+
+
+def warm_hub_prover(cfg: PvgConfig, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
+    """TRL SFT of the hub prover on both roles, with each role sampled on held-out problems before
+    and after (the sneaky incorrect rate is what the warm start is for)."""
+    from pvg.data.tokenizer import load_tokenizer
+    from pvg.game.hub_warmstart import sft_hub_prover
+    from pvg.game.models import load_causal_lm
+
+    test = test[: cfg.warmstart.eval_problems]
+    kw = dict(tiny=False, max_new_tokens=cfg.prover.max_new_tokens, temperature=cfg.prover.temperature,
+              seed=cfg.run.seed, calculator=cfg.prover.calculator, calculator_answer=cfg.prover.calculator_answer)
+    tok = load_tokenizer(cfg.prover.model)
+    before = evaluate_roles(load_causal_lm(cfg.prover.model, cfg.prover.dtype).to(_device()), tok, test, **kw)
+    metrics = sft_hub_prover(cfg, with_flaws(train, cfg.data, cfg.run.seed), out, add_bar)
+    after = evaluate_roles(load_causal_lm(out, cfg.prover.dtype).to(_device()), load_tokenizer(out), test, **kw)
+    return metrics | {f"before_{k}": v for k, v in before.items()} | after | {"eval_problems": len(test)}
+
+
 def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True) -> WarmStart:
     prover_tiny, verifier_tiny = cfg.prover.model is None, cfg.verifier.model is None
-    if not (prover_tiny or verifier_tiny):
+    if not (prover_tiny or verifier_tiny or hub_sft(cfg)):
         return WarmStart(cfg.prover.model, cfg.prover.model, cfg.verifier.model, cfg.verifier.model, {})
     check_warmstart(cfg)
     root = Path(cfg.run.cache_dir) / f"warmstart-{cache_key(cfg)}"
     done = root / "warmstart.json"
     if done.is_file() and not force:
         metrics = json.loads(done.read_text())
-        console.print(f"warm start: reusing {root} (helpful pass {metrics['helpful_pass_rate']:.0%}, "
-                      f"sneaky incorrect {metrics['sneaky_incorrect_rate']:.0%})")
+        rates = (f" (helpful pass {metrics['helpful_pass_rate']:.0%}, sneaky incorrect "
+                 f"{metrics['sneaky_incorrect_rate']:.0%})" if "helpful_pass_rate" in metrics else "")
+        console.print(f"warm start: reusing {root}{rates}")
         return _result(cfg, root, metrics)
 
-    cores = max(1, os.cpu_count() or 1)
-    torch.set_num_threads(cores)  # the warm start runs alone: no actor is working yet
+    cores = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    torch.set_num_threads(cores)  # the warm start runs alone: no actor is working yet (on the cores it may use)
     quiet_libraries()
     t0 = time.time()
     sides = load_split(cfg.data, cfg.run.seed)
@@ -281,12 +309,14 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     corpus = corpus_texts(train + vtrain + test)
-    tok = train_tokenizer(corpus)
-    tok.save_pretrained(tmp / "tokenizer")
-    vtok = tok
+    tok = vtok = None
+    if prover_tiny or verifier_tiny:
+        tok = train_tokenizer(corpus)
+        save_tokenizer(tok, tmp / "tokenizer")
+        vtok = tok
     if verifier_tiny and cfg.verifier.tiny.numbers != "digits":
         vtok = train_tokenizer(corpus_texts(vtrain), cfg.verifier.tiny.numbers)
-        vtok.save_pretrained(tmp / "verifier_tokenizer")
+        save_tokenizer(vtok, tmp / "verifier_tokenizer")
     metrics: dict = {"version": __version__, "cache_key": cache_key(cfg), "train_problems": len(train),
                      "verifier_train_problems": len(vtrain)}
 
@@ -305,6 +335,8 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
                 metrics |= warm_prover(cfg, tok, train, test, tmp, add_bar)
             if verifier_tiny:
                 metrics |= warm_verifier(cfg, vtok, vtrain, test, tmp, add_bar)
+            if hub_sft(cfg):
+                metrics |= warm_hub_prover(cfg, train, test, tmp / "prover", add_bar)
 
     metrics["seconds"] = round(time.time() - t0, 1)
     (tmp / "warmstart.json").write_text(json.dumps(metrics, indent=2))
@@ -316,6 +348,11 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
                       f"{metrics['sneaky_incorrect_rate']:.0%} on {metrics['eval_problems']} held-out problems "
                       f"(sampled at T={cfg.prover.temperature}; greedy: {metrics['helpful_pass_rate_greedy']:.0%}, "
                       f"{metrics['sneaky_incorrect_rate_greedy']:.0%}), {metrics['seconds']:.0f}s → {root}")
+    if hub_sft(cfg):
+        console.print(f"warm start of {cfg.prover.model}: sneaky incorrect {metrics['before_sneaky_incorrect_rate']:.0%}"
+                      f" → {metrics['sneaky_incorrect_rate']:.0%}, helpful pass {metrics['before_helpful_pass_rate']:.0%}"
+                      f" → {metrics['helpful_pass_rate']:.0%} on {metrics['eval_problems']} held-out problems "
+                      f"(sampled at T={cfg.prover.temperature}), {metrics['seconds']:.0f}s → {root}")
     if "verifier_pretrain_heldout_pair_acc" in metrics:
         console.print(f"warm start: the verifier base ranks the reference above a planted flaw in "
                       f"{metrics['verifier_pretrain_heldout_pair_acc']:.0%} of held-out pairs")
@@ -324,6 +361,9 @@ def run_warmstart(cfg: PvgConfig, *, force: bool = False, progress: bool = True)
 
 def _result(cfg: PvgConfig, root: Path, metrics: dict) -> WarmStart:
     tok = str(root / "tokenizer")
+    if hub_sft(cfg):
+        return WarmStart(str(root / "prover"), str(root / "prover"), cfg.verifier.model or str(root / "verifier_base"),
+                         cfg.verifier.model or str(verifier_tokenizer_dir(root)), metrics)
     prover = cfg.prover.model or str(root / "prover")
     verifier = cfg.verifier.model or str(root / "verifier_base")
     return WarmStart(
