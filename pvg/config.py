@@ -132,6 +132,18 @@ class ModelConfig(_Strict):
                                "loads float32 and follows deepspeed.precision)")
 
 
+class LoraSettings(_Strict):
+    """A LoRA adapter on the prover (pvg/game/lora.py): the frozen reference is the base with it off."""
+
+    r: int = Field(16, ge=1, description="the adapter's rank")
+    alpha: float = Field(32, gt=0, description="LoRA's scale numerator: the update is (alpha / r) B A")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input; 0 keeps PPO's old and new "
+                                                        "log-probs of an unchanged policy equal")
+    target_modules: list[str] = Field(["all-linear"], min_length=1,
+                                      description="module names the adapter wraps (peft's target_modules), or "
+                                                  "[all-linear]: every linear layer but the output head")
+
+
 class ProverConfig(ModelConfig):
     tiny: ProverTinyConfig = Field(default_factory=ProverTinyConfig,
                                    description="the tiny prover's shape, used only when model is null")
@@ -145,6 +157,10 @@ class ProverConfig(ModelConfig):
     calculator_answer: bool = Field(
         True, description="with `calculator`, also write the final answer after `####`: the last result computed "
                           "(a tiny verifier barely learns to check that copy; see pvg/game/calculator.py)")
+    lora: LoraSettings | None = Field(
+        None, description="train a fresh LoRA adapter each prover phase instead of every weight (peft); the KL "
+                          "reference is the base with the adapter off, no second copy; checkpoints hold the merged "
+                          "model and the adapter in adapter/. null: full fine-tuning")
 
 
 class VerifierConfig(ModelConfig):
@@ -367,6 +383,17 @@ class PvgConfig(_Strict):
         if self.ppo.grad_accum > local:
             raise ValueError(f"ppo.grad_accum ({self.ppo.grad_accum}) is more than the {local} episodes each prover "
                              "actor has per minibatch; lower it or raise ppo.minibatch_size")
+        return self
+
+    @model_validator(mode="after")
+    def _lora_outside_zero3(self) -> "PvgConfig":
+        """The adapter-off reference runs the policy's own weights outside the DeepSpeed engine, which
+        ZeRO-3 has split across ranks."""
+        if self.prover.lora is not None and self.deepspeed.zero_stage == 3 and (
+                self.deepspeed.use == "always" or self.resources.prover.actors > 1
+                or self.resources.prover.gpus_per_actor > 0):
+            raise ValueError("prover.lora needs deepspeed.zero_stage <= 2 (its reference is the policy with the adapter "
+                             "off, run outside the ZeRO-3 engine); a LoRA prover's optimizer state is small anyway")
         return self
 
     def to_yaml(self) -> str:

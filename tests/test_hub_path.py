@@ -126,6 +126,12 @@ def test_pvg_warmstart_fine_tunes_a_hub_prover_on_both_roles(hub_models, tmp_pat
     again = subprocess.run(pvg_cmd("warmstart", str(config), *steps), capture_output=True, text=True, env=env(),
                            timeout=300)
     assert again.returncode == 0 and "reusing" in again.stdout + again.stderr
+    lora = subprocess.run(pvg_cmd("warmstart", str(config), *steps, "--set", "prover.lora={r: 4, alpha: 8}"),
+                          capture_output=True, text=True, env=env(), timeout=300)  # SFT through a LoRA adapter
+    assert lora.returncode == 0, lora.stderr[-3000:]
+    merged = Path(json.loads(lora.stdout[lora.stdout.index("{"):])["prover"])
+    assert merged != prover and not (merged / "adapter_config.json").exists(), "saved merged, a plain model"
+    assert type(AutoModelForCausalLM.from_pretrained(merged)).__name__ == "Qwen2ForCausalLM"
 
 
 def game_config(hub_models, tmp_path: Path, actors: int) -> Path:
@@ -142,6 +148,8 @@ def game_config(hub_models, tmp_path: Path, actors: int) -> Path:
                       "verifier": {"actors": 1, "cpus_per_actor": 1, "torch_threads": 1}},
         "logging": {"progress": False, "tensorboard": False},
     }
+    if actors == 2:  # a LoRA prover (pvg/game/lora.py) under DeepSpeed ZeRO-2: the adapter on each rank
+        cfg["prover"]["lora"] = {"r": 4, "alpha": 8}
     path = tmp_path / "hub.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -170,7 +178,8 @@ def test_two_rounds_on_hub_folders(hub_models, tmp_path, actors):
     assert type(verifier).__name__ == "LlamaForSequenceClassification" and verifier.config.num_labels == 1
     for which in ("prover", "verifier"):
         assert json.loads((ckpt / which / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
-    if actors == 2:
+    if actors == 2:  # LoRA: the merged model above, and the adapter beside it
+        assert (ckpt / "prover" / "adapter" / "adapter_model.safetensors").is_file()
         return  # the exports read checkpoints, which are the same files for one actor or two
     for which in ("prover", "verifier"):
         out = tmp_path / f"export-{which}"

@@ -327,6 +327,9 @@ def export_prover(run_dir: str | Path, out: Path, round_: int | None = None, for
     with atomic_dir(out, force, protect=run.path) as tmp:
         model.save_pretrained(tmp)
         save_tokenizer(tok, tmp)
+        adapter = run.checkpoint(k, "prover") / "adapter"
+        if adapter.is_dir():  # a LoRA prover: the adapter alone too, for peft (its base: the warm-started prover)
+            shutil.copytree(adapter, tmp / "adapter")
         _write_json(tmp / PROVER_META, meta)
         (tmp / "README.md").write_text(prover_card(meta, run))
     return meta

@@ -58,9 +58,11 @@ class ProverActor:
         self.device = _device(gpus)
         self.use_deepspeed = ds.use == "always" or (ds.use == "auto" and (world_size > 1 or self.device.type == "cuda"))
         self.tok = load_tokenizer(tokenizer_path)
-        self.ref = load_causal_lm(init_path, cfg.dtype).to(self.device).eval()
-        for p in self.ref.parameters():
-            p.requires_grad_(False)
+        self.ref = None  # with LoRA the reference is the policy with its adapter off: no second copy
+        if cfg.lora is None:
+            self.ref = load_causal_lm(init_path, cfg.dtype).to(self.device).eval()
+            for p in self.ref.parameters():
+                p.requires_grad_(False)
         self.policy = None
         self.trainer = None
         self._last = None
@@ -105,8 +107,14 @@ class ProverActor:
             torch.cuda.reset_peak_memory_stats()
         self.policy = load_causal_lm(self.init_path, "float32" if self.use_deepspeed else self.cfg.dtype)
         self.policy.to(self.device)
+        ref = self.ref
+        if self.cfg.lora is not None:  # a fresh adapter (B = 0: exactly the initial prover) on the base
+            from pvg.game.lora import AdapterOff, with_fresh_adapter
+
+            self.policy = with_fresh_adapter(self.policy, self.cfg.lora, seed)
+            ref = AdapterOff(self.policy)
         ds_config = deepspeed_config(self.ds_cfg, self.ppo_cfg, self.world_size, self.device) if self.use_deepspeed else None
-        self.trainer = PPOTrainer(self.policy, self.ref, self.ppo_cfg, seed, temperature=self.cfg.temperature,
+        self.trainer = PPOTrainer(self.policy, ref, self.ppo_cfg, seed, temperature=self.cfg.temperature,
                                   world_size=self.world_size, deepspeed_config=ds_config)
         self.policy = self.trainer.policy
 
@@ -120,7 +128,26 @@ class ProverActor:
         self.trainer = None
 
     def save(self, path: str) -> None:
-        """Rank 0 writes the Hugging Face folder; the others only take part in gathering ZeRO-3 shards."""
+        """Rank 0 writes the Hugging Face folder; the others only take part in gathering ZeRO-3 shards.
+        A LoRA policy is saved merged, its adapter in `adapter/`, and every rank samples from the merged
+        model afterwards (the same weights, one matmul fewer)."""
+        import shutil
+        import tempfile
+
+        if self.cfg.lora is not None and self.trainer is not None:
+            from pvg.game.lora import merged, save_adapter
+
+            adapter = tempfile.mkdtemp(prefix="pvg-adapter-") if self.rank == 0 else None
+            try:
+                if adapter:
+                    save_adapter(self.policy, adapter)
+                self.policy, self.trainer = merged(self.policy), None
+                if adapter:
+                    _save_atomic(self.policy, self.tok, path, adapter=Path(adapter))
+            finally:
+                if adapter:
+                    shutil.rmtree(adapter, ignore_errors=True)
+            return
         with self._full_weights():
             if self.rank == 0:
                 _save_atomic(self.policy, self.tok, path)
@@ -243,7 +270,7 @@ def _to(batch, device):
     return batch
 
 
-def _save_atomic(model, tok, target: str) -> None:
+def _save_atomic(model, tok, target: str, adapter: Path | None = None) -> None:
     """Hugging Face folder (safetensors), written next to its place and renamed: never half a checkpoint.
 
     A URI target (a run folder on an object store) is written to a local temporary folder on this
@@ -258,6 +285,8 @@ def _save_atomic(model, tok, target: str) -> None:
         with tempfile.TemporaryDirectory(prefix="pvg-ckpt-") as tmp:
             model.save_pretrained(tmp)
             save_tokenizer(tok, tmp)
+            if adapter is not None:
+                shutil.copytree(adapter, Path(tmp) / "adapter")
             storage.upload_tree(Path(tmp), target)
         return
     path = Path(target)
@@ -265,6 +294,8 @@ def _save_atomic(model, tok, target: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     save_tokenizer(tok, tmp)
+    if adapter is not None:
+        shutil.copytree(adapter, tmp / "adapter")
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)

@@ -7,7 +7,9 @@ tiny prover is, on helpful → the reference solution and sneaky → a planted-f
 (`pvg.data.gsm8k_flaws`), each under its role's system prompt, on the prover's half only.
 
 This is TRL's job: prompt-completion conversations through the tokenizer's chat template, loss on
-the completion alone, the Trainer's optimizer and schedule, on a GPU when there is one. (The tiny
+the completion alone, the Trainer's optimizer and schedule, on a GPU when there is one; with
+`prover.lora` set, through a LoRA adapter of the same shape (merged before saving), so a 7B prover's
+warm start fits on the driver's one GPU. (The tiny
 models keep their own loop, `pvg.game.sft`: at 1M parameters on two cores the Trainer's machinery
 costs more than the model.)
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import warnings
 from pathlib import Path
 
 from pvg.config import PvgConfig
@@ -72,7 +75,8 @@ def sft_hub_prover(cfg: PvgConfig, train: list[Problem], out: Path, add_bar: Add
             advance(loss=getattr(self, "loss", float("nan")))
 
     bf16 = cfg.prover.dtype == "bfloat16" and torch.cuda.is_available()
-    with tempfile.TemporaryDirectory(prefix="pvg-sft-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="pvg-sft-") as scratch, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TRL's own use of renamed TrainingArguments fields
         args = SFTConfig(
             output_dir=scratch, max_steps=ws.hub_prover_steps, per_device_train_batch_size=ws.hub_batch_size,
             learning_rate=ws.hub_lr, lr_scheduler_type="cosine", warmup_steps=ws.prover_warmup_steps,
@@ -81,12 +85,22 @@ def sft_hub_prover(cfg: PvgConfig, train: list[Problem], out: Path, add_bar: Add
             use_cpu=not torch.cuda.is_available(), bf16=bf16, fp16=False, disable_tqdm=True,
             dataloader_num_workers=0, dataset_num_proc=None,
         )
+        peft_config = None
+        if cfg.prover.lora is not None:  # the same adapter shape as the game's, merged before saving
+            from peft import LoraConfig
+
+            lora = cfg.prover.lora
+            peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type="CAUSAL_LM",
+                                     target_modules="all-linear" if lora.target_modules == ["all-linear"]
+                                     else lora.target_modules)
         trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                             processing_class=tok, callbacks=[Bar()])
+                             processing_class=tok, callbacks=[Bar()], peft_config=peft_config)
         for quiet in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(quiet)
         result = trainer.train()
     model = trainer.model
+    if cfg.prover.lora is not None:
+        model = model.merge_and_unload()  # the game's initial prover is a plain model; each round adds its own adapter
     model.save_pretrained(out)
     save_tokenizer(tok, out)
     sneaky = sum(r["prompt"][0]["content"] == SYSTEM_PROMPTS["sneaky"] for r in rows)

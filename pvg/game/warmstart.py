@@ -62,6 +62,7 @@ ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("warmstart", "hub_prover_steps"): 0,
     ("warmstart", "hub_lr"): 1e-5,
     ("warmstart", "hub_batch_size"): 8,
+    ("prover", "lora"): None,  # a hub prover's warm start trains through the adapter
 }
 
 
@@ -73,7 +74,7 @@ def cache_key(cfg: PvgConfig, fmt: int = WARMSTART_FORMAT) -> str:
         "seed": cfg.run.seed,
         "data": cfg.data.model_dump(mode="json"),
         "prover": cfg.prover.model_dump(mode="json", include={"model", "tiny", "max_new_tokens", "temperature", "calculator",
-                                                               "calculator_answer"}),
+                                                               "calculator_answer", "lora"}),
         "verifier": cfg.verifier.model_dump(mode="json", include={"model", "tiny", "lr", "batch_pairs", "center_coef",
                                                                    "max_length"}),
         "warmstart": cfg.warmstart.model_dump(mode="json"),
