@@ -4,6 +4,7 @@
     python bench/bench_game.py configs/tiny.yaml --warm     # reuse the warm-start cache
     python bench/bench_game.py configs/tiny.yaml --out runs/bench   # keep the run folder
     python bench/bench_game.py configs/tiny.yaml --seeds 0 1 2 --out runs/seeds   # one cold game a seed
+    python bench/bench_game.py configs/tiny.yaml --seeds 0 1 2 --attack src_ordered --attack-lr 1e-3 --attack-steps 150
 
 Writes `bench/results/<run name>.md` (the table docs/results.md quotes) and prints it; with `--seeds`,
 one section a seed (its own warm start and game, run one after another so that each is timed
@@ -11,6 +12,10 @@ alone) and a last table of each seed's first and last round, written to
 `bench/results/<run name>-seeds.md`. One seed's game says little: a dynamic worth reporting shows
 in every seed. Timing claims live here, not in tests: they depend on the machine (record `nproc`
 with the numbers).
+
+With `--attack`, each game is followed by `pvg eval attack` (the paper's Fig. 6a: a fresh sneaky-only
+prover per round's frozen verifier, counting PPO updates until it exploits it), and the tables gain
+its steps to exploit by round; its minutes are reported apart from the game's.
 """
 
 from __future__ import annotations
@@ -82,9 +87,29 @@ def play(config: str, out: Path, sets: list[str], warm: bool) -> tuple[Path, flo
     return next(p for p in out.iterdir() if (p / "summary.json").is_file()), wall
 
 
-def report(run: Path, title: str, wall: float) -> str:
+def attack(run: Path, reward: str, lr: float | None, steps: int) -> tuple[dict, float]:
+    """`pvg eval attack` on a finished run: its JSON result and wall time."""
+    cmd = [sys.executable, "-m", "pvg.cli", "eval", "attack", str(run), "--reward", reward,
+           "--max-steps", str(steps), "--json"] + ([] if lr is None else ["--lr", str(lr)])
+    t0 = time.time()
+    proc = subprocess.run(cmd, text=True, capture_output=True)
+    if proc.returncode != 0:
+        sys.exit(f"pvg eval attack failed with exit code {proc.returncode}:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout), time.time() - t0
+
+
+def attack_steps(res: dict | None) -> str:
+    if not res:
+        return "—"
+    return " / ".join(str(r["steps_to_exploit"]) if r["exploited"] else f"> {res['max_steps']}" for r in res["rounds"])
+
+
+def report(run: Path, title: str, wall: float, atk: tuple[dict, float] | None = None) -> str:
     summary = json.loads((run / "summary.json").read_text())
     ws = json.loads((run / "warmstart.json").read_text())
+    extra = [] if atk is None else [
+        f"- sneaky-only attack (`pvg eval attack --reward {atk[0]['reward']} --lr {atk[0].get('lr')} --max-steps "
+        f"{atk[0]['max_steps']}`, {atk[1] / 60:.1f} min): steps to exploit by round {attack_steps(atk[0])}"]
     return "\n".join([
         title,
         "",
@@ -92,17 +117,20 @@ def report(run: Path, title: str, wall: float) -> str:
         f"- warm start: {ws.get('seconds', 0):.0f} s; helpful pass {ws.get('helpful_pass_rate', float('nan')):.0%}, "
         f"sneaky incorrect {ws.get('sneaky_incorrect_rate', float('nan')):.0%} (sampled as in the game), "
         f"greedy {ws.get('helpful_pass_rate_greedy', float('nan')):.0%} / {ws.get('sneaky_incorrect_rate_greedy', float('nan')):.0%}",
+        *extra,
         "",
         table(run),
         "",
     ])
 
 
-def across_seeds(runs: dict[int, tuple[Path, float]]) -> str:
+def across_seeds(runs: dict[int, tuple[Path, float]], attacks: dict[int, tuple[dict, float]] | None = None) -> str:
     """Each seed's round 0 against its last round: does the dynamic show in every seed?"""
+    attacks = attacks or {}
     head = ("| seed | minutes | stop | rounds | AUROC first → last | fool rate first → last | "
-            "helpful pass first → last | steps to exploit, by round | sneaky incorrect at each phase's end |")
-    lines = [head, "|" + "---|" * 9]
+            "helpful pass first → last | steps to exploit, by round | sneaky incorrect at each phase's end |"
+            + (" attacker's steps to exploit, by round |" if attacks else ""))
+    lines = [head, "|" + "---|" * (10 if attacks else 9)]
     for seed, (run, wall) in runs.items():
         rounds = round_rows(run)
         first, last = rounds[0], rounds[-1]
@@ -113,7 +141,8 @@ def across_seeds(runs: dict[int, tuple[Path, float]]) -> str:
             f"{last['verifier_auroc']:.3f} | {first['sneaky_fool_rate']:.0%} → {last['sneaky_fool_rate']:.0%} | "
             f"{first['helpful_pass_rate']:.0%} → {last['helpful_pass_rate']:.0%} | "
             f"{' / '.join(fmt(r['steps_to_exploit'], '{}') for r in rounds)} | "
-            f"{' / '.join(fmt(r['phase_end_sneaky_incorrect'], '{:.0%}') for r in rounds)} |")
+            f"{' / '.join(fmt(r['phase_end_sneaky_incorrect'], '{:.0%}') for r in rounds)} |"
+            + (f" {attack_steps(attacks.get(seed, (None,))[0])} |" if attacks else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -125,6 +154,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", help="play one game a seed (run.seed), one after another")
     ap.add_argument("--out", type=Path, help="keep the run folders (and the cold caches) under this new folder "
                     "(default: a temporary folder, deleted at the end)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds played at once (default 1: one after another, each "
+                    "timed alone; more shares the cores, so the minutes then say nothing about one game)")
+    ap.add_argument("--attack", help="after each game, run `pvg eval attack --reward ATTACK` on it (e.g. src_ordered)")
+    ap.add_argument("--attack-lr", type=float, help="the attacker's learning rate (default: the run's ppo.lr)")
+    ap.add_argument("--attack-steps", type=int, default=150, help="the attacker's step cap per round (default 150)")
     args = ap.parse_args()
 
     if args.out is not None and args.out.exists() and any(args.out.iterdir()):
@@ -132,20 +166,35 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="pvg-bench-"))
     cache = "warm" if args.warm else "cold"
     runs: dict[int, tuple[Path, float]] = {}
+    attacks: dict[int, tuple[dict, float]] = {}
     sections = []
-    for seed in args.seeds or [None]:
+    seeds = args.seeds or [None]
+    played = {}
+    if args.jobs > 1 and len(seeds) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = {seed: pool.submit(play, args.config, out / f"seed-{seed}", args.set + [f"run.seed={seed}"],
+                                         args.warm) for seed in seeds}
+            played = {seed: f.result() for seed, f in futures.items()}
+        cache += f", {args.jobs} games at once"
+    for seed in seeds:
         where = out if seed is None else out / f"seed-{seed}"
-        run, wall = play(args.config, where, args.set + ([] if seed is None else [f"run.seed={seed}"]), args.warm)
+        run, wall = played.get(seed) or play(args.config, where, args.set + ([] if seed is None else [f"run.seed={seed}"]),
+                                            args.warm)
         label = "" if seed is None else f", run.seed={seed}"
+        atk = attack(run, args.attack, args.attack_lr, args.attack_steps) if args.attack else None
+        if atk is not None and seed is not None:
+            attacks[seed] = atk
         sections.append(report(run, f"## {run.name}: `pvg train {args.config}` ({cache} cache, {os.cpu_count()} CPUs{label})",
-                               wall))
+                               wall, atk))
         print(sections[-1], flush=True)
         if seed is not None:
             runs[seed] = (run, wall)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     if args.seeds:
-        summary = across_seeds(runs)
+        summary = across_seeds(runs, attacks)
         print(summary)
         (results / f"{run.name}-seeds.md").write_text(
             "\n".join(sections + [f"## {run.name}: every seed, first and last round\n", summary]))

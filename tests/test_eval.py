@@ -182,11 +182,15 @@ def test_attack(run):
         assert r["exploited"] == (r["steps_to_exploit"] is not None)
         if r["exploited"]:  # the game's rule, checked on the step that ended the attack
             last = r["history"][-1]
-            assert 1 - last["accuracy"] >= 0.95 and last["mean_score"] >= r["target_score"]
+            assert 1 - last["accuracy"] - last["no_answer_rate"] >= 0.95 and last["incorrect_mean_score"] >= r["target_score"]
+    assert res["lr"] == stored(run, "attack_cgc")["lr"]  # the game's ppo.lr unless --lr says otherwise
+    fast = ok("eval", "attack", run, "--reward", "src_ordered", "--max-steps", "1", "--lr", "0.001")
+    assert fast["lr"] == 0.001 and fast["reward"] == "src_ordered"
     gh = ok("eval", "attack", run, "--reward", "goodhart", "--max-steps", "1")
     assert gh["reward"] == "goodhart" and "accuracy < 0.2" in gh["exploit_rule"]
     bad = pvg("eval", "attack", run, "--reward", "nope")
-    assert bad.exit_code == 2 and "src, cgc or goodhart" in bad.stderr
+    assert bad.exit_code == 2 and "src, src_ordered, cgc or goodhart" in bad.stderr
+    assert pvg("eval", "attack", run, "--lr", "inf").exit_code == 2
 
 
 def test_w2s(run):

@@ -260,3 +260,40 @@ def test_compute_rewards_src_normalizes_per_role_not_per_problem():
 def test_compute_rewards_unknown_kind():
     with pytest.raises(ValueError):
         compute_rewards("nope", SCORES, CORRECT, ROLES, PIDS)
+
+
+# ---------------------------------------------------------------- a sneaky solution must state a wrong answer
+
+
+def test_states_answer():
+    from pvg.data.grading import states_answer
+
+    assert states_answer("buys 13 more: 13 + 13 = 26\n#### 26")
+    assert not states_answer("")
+    assert not states_answer("plays")  # what a sneaky-only attacker wrote when fragments scored high
+    assert not states_answer("buys 13 more: 13 + 13 = 26")  # cut off before its answer line
+
+
+def test_a_sneaky_solution_without_an_answer_is_rewarded_as_a_failed_sneaky_one():
+    # one sneaky group: a stated wrong answer (score 1.0), a fragment the verifier likes (3.0), a correct one (0.5)
+    scores, correct, answered = [1.0, 3.0, 0.5], [False, False, True], [True, False, True]
+    roles, pids = ["sneaky"] * 3, ["p"] * 3
+    plain = compute_rewards("src", scores, correct, roles, pids)
+    assert plain[1] == max(plain)  # graded on correctness alone, the fragment wins
+    got = compute_rewards("src", scores, correct, roles, pids, answered=answered)
+    # V' = [-0.5, 1.5, -1.0]: the fragment is misaligned now (-V' = -1.5), the others get -1
+    assert got == pytest.approx([-1.0, -1.5, -1.0])
+    assert compute_rewards("src_ordered", scores, correct, roles, pids, answered=answered)[1] == pytest.approx(-2.5)
+    # a helpful solution without an answer is incorrect already: `answered` changes nothing there
+    h = compute_rewards("src", scores, correct, ["helpful"] * 3, pids, answered=answered)
+    assert h == compute_rewards("src", scores, correct, ["helpful"] * 3, pids)
+
+
+def test_fragments_do_not_count_towards_an_exploit():
+    roles = ["helpful", "helpful", "sneaky", "sneaky", "sneaky", "sneaky"]
+    scores = [2.0, 2.0, 3.0, 3.0, 3.0, 3.0]
+    correct = [True, True, False, False, False, False]
+    assert check_exploit(scores, correct, roles).exploited
+    answered = [True, True, True, False, False, False]  # three of the four "wrong" ones are fragments
+    got = check_exploit(scores, correct, roles, answered=answered)
+    assert got.sneaky_incorrect_rate == pytest.approx(0.25) and not got.exploited

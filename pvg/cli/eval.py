@@ -237,6 +237,9 @@ def attack_cmd(
                                                      "(the score alone)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Step cap per round (default: the "
                                                                              "run's ppo.max_steps)."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0, help="The attacker's learning rate (default: the run's "
+                                                                 "ppo.lr). With no helpful role to keep it may be "
+                                                                 "higher than the game's."),
     seed: int = SEED,
     force: bool = FORCE,
     as_json: bool = JSON,
@@ -249,10 +252,14 @@ def attack_cmd(
     if reward not in ("src", "src_ordered", "cgc", "goodhart"):
         raise PvgError(f"--reward {reward}: choose src, src_ordered, cgc or goodhart")
     steps = max_steps or EvalRun.open(run_dir).cfg.ppo.max_steps
-    res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 2},
+    if lr is not None and not (0 < lr < float("inf")):
+        raise PvgError(f"--lr {lr}: give a positive, finite learning rate")
+    res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 3,
+                                                 "lr": lr},
                    lambda run: steps * len(run.rounds(what="an attack")),
-                   lambda run, adv: atk.attack(run, reward, steps, seed, adv), atk.figure, force)
-    t = _table(f"{reward} attacker, at most {res['max_steps']} PPO steps per round ({escape(res['exploit_rule'])})",
+                   lambda run, adv: atk.attack(run, reward, steps, seed, adv, lr), atk.figure, force)
+    t = _table(f"{reward} attacker, at most {res['max_steps']} PPO steps per round, lr {res.get('lr', '?')} "
+               f"({escape(res['exploit_rule'])})",
                ["round", "steps to exploit", "last accuracy", "last mean score", "target score"])
     for r in res["rounds"]:
         last = r["history"][-1] if r["history"] else {}

@@ -25,7 +25,7 @@ from pvg.game.actors import check_cluster, place_groups
 from pvg.config import GameConfig, PvgConfig, check_resume_keys, load_config
 from pvg.data.dataset import load_split
 from pvg.errors import PvgError
-from pvg.data.grading import extract_answer, is_correct
+from pvg.data.grading import extract_answer, is_correct, states_answer
 from pvg.game.metrics import legibility_metrics
 from pvg.game.pool import INITIAL, PoolRow, mixture_pairs, read_rounds, write_round
 from pvg.progress import console, progress_bar
@@ -426,9 +426,10 @@ class Orchestrator:
                 scores = self.verifier.score([verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)])
                 # the exploit test reads this batch, drawn by the policy after `step` updates: an
                 # exploiting policy is not updated once more before the phase ends
-                check = check_exploit(scores, correct, roles, ppo.exploit_incorrect_rate)
+                answered = [states_answer(s["text"]) for s in samples]
+                check = check_exploit(scores, correct, roles, ppo.exploit_incorrect_rate, answered)
                 rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes],
-                                          cgc_margin=ppo.cgc_margin, cgc_v0=ppo.cgc_v0)
+                                          cgc_margin=ppo.cgc_margin, cgc_v0=ppo.cgc_v0, answered=answered)
                 stats, update_s = {}, 0.0
                 if not check.exploited:
                     t_update = time.time()
@@ -442,6 +443,7 @@ class Orchestrator:
                     "reward_helpful": _mean(rewards, roles, "helpful"), "reward_sneaky": _mean(rewards, roles, "sneaky"),
                     "helpful_pass_rate": _mean([float(c) for c in correct], roles, "helpful"),
                     "sneaky_incorrect_rate": check.sneaky_incorrect_rate if "sneaky" in roles else None,
+                    "sneaky_no_answer_rate": _mean([float(not a) for a in answered], roles, "sneaky"),
                     "sneaky_mean_score": _mean(scores, roles, "sneaky"),
                     "sneaky_incorrect_mean_score": check.sneaky_incorrect_score,
                     "helpful_correct_mean_score": check.helpful_correct_score,

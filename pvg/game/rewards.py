@@ -90,6 +90,15 @@ def correctness_reward(correct: bool, helpful: bool) -> float:
     return float(correct) if helpful else float(not correct)
 
 
+def graded_as(correct: Sequence[bool], answered: Sequence[bool] | None, roles: Sequence[str]) -> list[bool]:
+    """The correctness the rewards see: a sneaky solution that states no final answer counts as a
+    failed sneaky one (as if correct), not as a wrong one; a helpful one without an answer is simply
+    incorrect already."""
+    if answered is None:
+        return list(correct)
+    return [c or (not a and r == "sneaky") for c, a, r in zip(correct, answered, roles)]
+
+
 def episode_roles(kind: str) -> tuple[str, ...]:
     """The roles a prover phase samples: the correctness baseline trains the helpful role alone."""
     return ("helpful",) if kind == "correctness" else ("helpful", "sneaky")
@@ -104,9 +113,12 @@ def compute_rewards(
     *,
     cgc_margin: float = 1.0,
     cgc_v0: float | None = None,
+    answered: Sequence[bool] | None = None,
 ) -> list[float]:
-    """One reward per episode. `scores` may be None only for `correctness`, which reads no verifier."""
+    """One reward per episode. `scores` may be None only for `correctness`, which reads no verifier.
+    `answered` (whether each solution states a final answer, `states_answer`): see `graded_as`."""
     helpful = [role == "helpful" for role in roles]
+    correct = graded_as(correct, answered, roles)
     if kind == "correctness":
         return [correctness_reward(c, h) for c, h in zip(correct, helpful)]
     if scores is None:
