@@ -105,3 +105,19 @@ def test_planting_is_seeded_per_problem():
     among = with_planted_flaws([NATALIA, SODA, WENG], DEFAULT_FLAW_KINDS, 2, seed=0)[2]
     assert alone.flawed and alone.flawed == among.flawed
     assert len({f.text for f in alone.flawed}) == len(alone.flawed) <= 2
+
+
+def test_data_preview_shows_flaws_planted_in_gsm8k(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pvg.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.jsonl").write_text("".join(json.dumps({"question": p.question, "answer": p.reference}) + "\n"
+                                              for p in ITEMS))
+    (tmp_path / "g.yaml").write_text("data:\n  source: jsonl\n  path: g.jsonl\n  split: {prover: 0.98, verifier: 0.01}\n")
+    result = CliRunner().invoke(app, ["data", "preview", "g.yaml", "-n", "3"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "flawed" in result.stdout and "step" in result.stdout

@@ -8,8 +8,9 @@ stop tokens as the real instruct models' do, and safetensors weights from `save_
 
 A model fresh from its config writes noise, and a game whose prover never answers correctly has
 no (correct, incorrect) pair for its verifier. So the folder is pretrained briefly on the problems
-it is given, as chat turns (system prompt, question, reference solution): a stand-in for the
-GSM8K a real model has seen. Sampled at temperature 1 it then answers some problems right and some
+it is given, as chat turns (either role's system prompt, question, reference solution): a stand-in
+for the GSM8K a real model has seen, and for an instruct model that solves a problem whatever its
+system prompt asks. Sampled at temperature 1 it then answers some problems right and some
 wrong, which is all the game's plumbing needs; it is no measure of anything.
 """
 
@@ -54,16 +55,19 @@ def model_for(family: str, tok, shape: Shape):
 
 
 def chat_examples(tok, problems: list[Problem], max_length: int) -> list[tuple[list[int], int]]:
-    """(token ids, where the answer starts) per problem: the helpful system prompt, the question as the
-    user turn, the reference solution as the assistant turn, closed by the template's end of turn."""
+    """(token ids, where the answer starts) per problem and role: the role's system prompt, the question
+    as the user turn, the reference solution as the assistant turn, closed by the template's end of
+    turn. Both roles get the reference: an instruct model asked to be subtly wrong mostly solves the
+    problem anyway, which is what the sneaky warm start has to change."""
     out = []
     for p in problems:
-        prompt = chat_prompt(tok, p.question, "helpful")
-        full = tok.apply_chat_template(
-            [{"role": "system", "content": SYSTEM_PROMPTS["helpful"]}, {"role": "user", "content": p.question},
-             {"role": "assistant", "content": p.reference or f"#### {p.answer}"}], tokenize=False)
-        ids = tok(full, add_special_tokens=False)["input_ids"][:max_length]
-        out.append((ids, len(tok(prompt, add_special_tokens=False)["input_ids"])))
+        for role in SYSTEM_PROMPTS:
+            prompt = chat_prompt(tok, p.question, role)
+            full = tok.apply_chat_template(
+                [{"role": "system", "content": SYSTEM_PROMPTS[role]}, {"role": "user", "content": p.question},
+                 {"role": "assistant", "content": p.reference or f"#### {p.answer}"}], tokenize=False)
+            ids = tok(full, add_special_tokens=False)["input_ids"][:max_length]
+            out.append((ids, len(tok(prompt, add_special_tokens=False)["input_ids"])))
     return out
 
 
