@@ -271,8 +271,8 @@ class PPOConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0, description="gradient norm clip of each optimizer step")
     exploit_incorrect_rate: float = Field(
         0.95, gt=0, le=1, description="a PPO step's batch is an exploit when at least this share of its sneaky "
-                                      "samples is incorrect and the incorrect ones' mean score reaches the helpful "
-                                      "correct ones' (pvg/game/exploit.py)")
+                                      "samples states a wrong answer and those ones' mean score reaches the "
+                                      "helpful correct ones' (pvg/game/exploit.py)")
 
 
 class GameConfig(_Strict):

@@ -260,11 +260,11 @@ def attack_cmd(
                    lambda run, adv: atk.attack(run, reward, steps, seed, adv, lr), atk.figure, force)
     t = _table(f"{reward} attacker, at most {res['max_steps']} PPO steps per round, lr {res.get('lr', '?')} "
                f"({escape(res['exploit_rule'])})",
-               ["round", "steps to exploit", "last accuracy", "last mean score", "target score"])
+               ["round", "steps to exploit", "last accuracy", "last wrong ones' mean score", "target score"])
     for r in res["rounds"]:
         last = r["history"][-1] if r["history"] else {}
         t.add_row(str(r["round"]), str(r["steps_to_exploit"]) if r["exploited"] else f"> {res['max_steps']}",
-                  _pct(last.get("accuracy")), _num(last.get("mean_score"), 2), _num(r["target_score"], 2))
+                  _pct(last.get("accuracy")), _num(last.get("incorrect_mean_score"), 2), _num(r["target_score"], 2))
     _emit(res, as_json, t)
 
 

@@ -114,8 +114,8 @@ def attack(run: EvalRun, reward: str, max_steps: int, seed: int, advance=lambda 
            lr: float | None = None) -> dict:
     rows = [attack_round(run, k, reward, max_steps, seed, advance, lr) for k in run.rounds(what="an attack")]
     rule = (f"accuracy < {GOODHART_ACCURACY}" if reward == "goodhart" else
-            f">= {run.cfg.ppo.exploit_incorrect_rate:.0%} incorrect and the incorrect ones' mean score >= the round's "
-            "helpful correct mean")
+            f">= {run.cfg.ppo.exploit_incorrect_rate:.0%} state a wrong answer and those ones' mean score >= the "
+            "round's helpful correct mean")
     return {"reward": reward, "max_steps": max_steps, "lr": lr if lr is not None else run.cfg.ppo.lr,
             "exploit_rule": rule, "rounds": rows}
 
