@@ -121,3 +121,16 @@ def test_data_preview_shows_flaws_planted_in_gsm8k(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["data", "preview", "g.yaml", "-n", "3"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "flawed" in result.stdout and "step" in result.stdout
+
+
+def test_without_real_gsm8k_the_hub_tests_play_on_generated_gsm8k_format(monkeypatch, tmp_path):
+    import hubkit
+    from pvg.data.problems import load_jsonl
+
+    monkeypatch.setattr(hubkit, "GSM8K", tmp_path / "absent")
+    problems, source = hubkit.gsm8k_problems(20)
+    assert source.startswith("generated") and len(problems) == 20
+    loaded = load_jsonl(hubkit.write_gsm8k_jsonl(problems, tmp_path / "g.jsonl"))
+    assert [p.answer for p in loaded] == [p.answer for p in problems]
+    assert all(read_program(p.reference) and int(p.answer) < 10 for p in loaded)
+    assert all(planted_flaws(p, DEFAULT_FLAW_KINDS, 1, random.Random(0)) for p in loaded[:5])

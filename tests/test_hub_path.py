@@ -181,18 +181,19 @@ def test_two_rounds_on_hub_folders(hub_models, tmp_path, actors):
     if actors == 2:  # LoRA: the merged model above, and the adapter beside it
         assert (ckpt / "prover" / "adapter" / "adapter_model.safetensors").is_file()
         return  # the exports read checkpoints, which are the same files for one actor or two
+    from pvg.export.hf import export_prover, export_verifier
+    from pvg.export.scoring import Row, load_verifier, score_rows
+
+    export_prover(run, tmp_path / "export-prover")  # in this process: the CLI around them is tested elsewhere
+    export_verifier(run, tmp_path / "export-verifier")
     for which in ("prover", "verifier"):
         out = tmp_path / f"export-{which}"
-        proc = subprocess.run(pvg_cmd(f"export-{which}", str(run), "-o", str(out)), capture_output=True, text=True,
-                              env=env(), timeout=300)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
         AutoTokenizer.from_pretrained(out)
     meta = json.loads((tmp_path / "export-prover" / "pvg_prover.json").read_text())
     assert meta["prompt"]["style"] == "chat" and "<|im_end|>" in meta["generation"]["stop_tokens"]
-    rows_in = tmp_path / "rows.jsonl"
-    rows_in.write_text(json.dumps({"question": "Tom has 3 apples.", "solution": "3+4=<<3+4=7>>7\n#### 7"}) + "\n")
-    proc = subprocess.run(pvg_cmd("score", "--verifier", str(tmp_path / "export-verifier"), "--input", str(rows_in),
-                                  "-o", str(tmp_path / "scored.jsonl")), capture_output=True, text=True, env=env(), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert isinstance(json.loads((tmp_path / "scored.jsonl").read_text())["score"], float)
+    assert meta["loads_with"]["tokenizer_class"] == "PreTrainedTokenizerFast"
+    verifier = load_verifier(tmp_path / "export-verifier", device="cpu")
+    row = Row("test:1", {"question": "Tom has 3 apples.", "solution": "3+4=<<3+4=7>>7\n#### 7"})
+    (score,) = score_rows(verifier, [row], batch_size=4, progress=False)
+    assert isinstance(score, float) and score == score
