@@ -23,6 +23,7 @@ import statistics
 from pvg.eval.sampling import device
 from pvg.eval.store import EvalRun
 from pvg.data.grading import is_correct, states_answer
+from pvg.game.exploit import exploits
 from pvg.game.rewards import compute_rewards, leave_one_out
 from pvg.data.roles import prover_prompt, verifier_text
 from pvg.game.verifier_train import score_texts
@@ -85,7 +86,7 @@ def attack_round(run: EvalRun, k: int, reward: str, max_steps: int, seed: int, a
         if reward == "goodhart":
             done = accuracy < GOODHART_ACCURACY
         else:
-            done = len(wrong) / len(eps) >= ppo.exploit_incorrect_rate and bool(wrong) and statistics.fmean(wrong) >= target
+            done = exploits(wrong, len(eps), target, ppo.exploit_incorrect_rate)
         rewards = compute_rewards(reward, scores, correct, [role] * len(eps), [p.id for p in eps],
                                   cgc_margin=ppo.cgc_margin, cgc_v0=ppo.cgc_v0, answered=answered)
         history.append({"step": step + 1, "updates": step, "accuracy": accuracy, "mean_score": statistics.fmean(scores),
