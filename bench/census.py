@@ -1,7 +1,7 @@
 """A census of bad input and faults against the `pvg` CLI: each case is tried as a new user would, then
 sorted into what happened.
 
-    python bench/census.py            # every case; about two minutes on two cores
+    python bench/census.py            # every case; about four minutes on two cores
     python bench/census.py --list     # the cases, without running them
     python bench/census.py -k resume  # only the cases whose name contains "resume"
     python bench/census.py --json     # one JSON object: totals and every case's outcome
@@ -187,6 +187,12 @@ RUN_DAMAGE = {
     "config.yaml: missing": (lambda run: (run / "config.yaml").unlink(), {"resume": "error", "metrics": "error",
                                                                           "export": "error"}),
     "state.json: missing": (lambda run: (run / "state.json").unlink(), {"metrics": "error", "export": "error"}),
+    "checkpoints/round-1/prover: weights truncated": (_truncate("checkpoints/round-1/prover/model.safetensors"),
+                                                      {"resume": "error"}),
+    "checkpoints/round-1/verifier: weights truncated": (_truncate("checkpoints/round-1/verifier/model.safetensors"),
+                                                        {"resume": "error", "export": "error"}),
+    "checkpoints/round-1/verifier: config.json broken": (_replace("checkpoints/round-1/verifier/config.json", "{"),
+                                                         {"resume": "error", "export": "error"}),
     "the run folder is a file": (lambda run: shutil.rmtree(run) or run.write_text("x"), {"resume": "error",
                                                                                          "metrics": "error"}),
 }
@@ -237,7 +243,10 @@ def output_cases() -> list[Case]:
                           lambda d, args=args, cmd=cmd: args(d, d / "out" / suffix[cmd]), existing, protect="out"))
         cases.append(Case(f"output: -o a directory -> pvg {cmd}", lambda d, args=args: args(d, d / "out"), existing,
                           protect="out"))
-    for cmd in ("data synth", "plot", "report"):
+    writers["export-verifier"] = lambda d, o: ["export-verifier", d / "run", "-o", o]
+    writers["export-prover"] = lambda d, o: ["export-prover", d / "run", "-o", o]
+    suffix |= {"export-verifier": "v", "export-prover": "p"}
+    for cmd in ("data synth", "plot", "report", "export-verifier", "export-prover"):
         for ro in (False, True):
             def setup(d: Path, ro=ro) -> None:
                 make_run(d)
@@ -249,8 +258,31 @@ def output_cases() -> list[Case]:
     return cases
 
 
+def _mute_port(d: Path) -> None:
+    """A port that accepts connections and never answers (another server, a wedged head), for the
+    case's command to be pointed at; its number in d/port. A daemon thread: it ends with the census."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: [held.append(srv.accept()) for _ in iter(int, 1)], daemon=True).start()
+    write(d, "port", str(srv.getsockname()[1]))
+    write(d, "c.yaml", f"run: {{out_dir: {d / 'runs'}, cache_dir: {d / 'cache'}}}\n")
+
+
+def _port(d: Path) -> str:
+    return (d / "port").read_text()
+
+
 def network_cases() -> list[Case]:
     return [
+        Case("network: train --address at a port that accepts and never answers",
+             lambda d: ["train", d / "c.yaml", "--address", f"127.0.0.1:{_port(d)}"], _mute_port,
+             subprocess=True, timeout=90),
+        Case("network: jobs list at a port that accepts and never answers",
+             lambda d: ["jobs", "list", "--address", f"http://127.0.0.1:{_port(d)}"], _mute_port,
+             subprocess=True, timeout=120),
         Case("network: train --address with nothing listening (127.0.0.1:1)",
              lambda d: ["train", d / "c.yaml", "--address", "127.0.0.1:1"],
              lambda d: write(d, "c.yaml", f"run: {{out_dir: {d / 'runs'}, cache_dir: {d / 'cache'}}}\n") and None,
@@ -374,6 +406,9 @@ def main() -> None:
         print(f"{len(cases)} cases")
         return
     outcomes = []
+    out = sys.stdout
+    if args.json:  # libraries print to stdout on import (DeepSpeed's accelerator line): keep the JSON clean
+        sys.stdout = sys.stderr
     for c in cases:
         o = run_case(c)
         outcomes.append(o)
@@ -385,7 +420,7 @@ def main() -> None:
     totals = {"tried": len(tried), **{k: sum(o.outcome == k for o in tried) for k in OUTCOMES},
               "skipped": len(outcomes) - len(tried)}
     if args.json:
-        print(json.dumps({"totals": totals, "cases": [o.__dict__ for o in outcomes]}, indent=2))
+        print(json.dumps({"totals": totals, "cases": [o.__dict__ for o in outcomes]}, indent=2), file=out)
     else:
         print(" · ".join(f"{k}: {v}" for k, v in totals.items()))
     sys.exit(0 if totals["tried"] == totals["clear"] else 1)

@@ -20,13 +20,15 @@ def _fault_numbers() -> dict[int, str]:
 
 def fault_error(e: BaseException, output=None) -> PvgError | None:
     """The PvgError for a disk or permission fault (an OSError, or a library error carrying an OS error
-    code, as safetensors' `IoError(Os { code: 28, ... })`), else None: anything else stays a bug."""
+    code, as safetensors' `IoError(Os { code: 28, ... })` or `(os error 28)`), else None: anything else
+    stays a bug."""
     import re
 
     faults = _fault_numbers()
     code = e.errno if isinstance(e, OSError) else None
     if code is None:
-        m = re.search(r"Os \{ code: (\d+)", str(e))
+        # safetensors' two spellings: `IoError(Os { code: 28, ... })` and `... (os error 28)`
+        m = re.search(r"Os \{ code: (\d+)", str(e)) or re.search(r"\(os error (\d+)\)", str(e))
         code = int(m.group(1)) if m else None
     if code not in faults:
         return None

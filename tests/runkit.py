@@ -27,8 +27,26 @@ def _pool_rows(round_: int) -> list[PoolRow]:
             for i in range(6) for j, role in enumerate(("helpful", "sneaky"))]
 
 
+def write_checkpoints(rf: RunFolder, rounds=(0, 1)) -> None:
+    """Each round's prover and verifier as real (random, few-kB) transformers folders with a pvg
+    tokenizer, as a resume checks them and an export loads them: a Llama of one tiny layer."""
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    from pvg.data.tokenizer import save_tokenizer, train_tokenizer
+
+    tok = train_tokenizer([f"q{i}\nstep\n#### {i}" for i in range(6)])
+    shape = dict(vocab_size=len(tok), hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                 num_attention_heads=1, num_key_value_heads=1, pad_token_id=tok.pad_token_id)
+    for k in rounds:
+        for which, model in (("prover", LlamaForCausalLM(LlamaConfig(**shape))),
+                             ("verifier", LlamaForSequenceClassification(LlamaConfig(**shape, num_labels=1)))):
+            model.save_pretrained(rf.ckpt(k, which))
+            save_tokenizer(tok, rf.ckpt(k, which))
+
+
 def make_run(root: Path, name: str = "run") -> Path:
-    """A stopped-after-two-rounds run folder: config.yaml, state.json, 10 metrics rows, three pool files."""
+    """A stopped-after-two-rounds run folder: config.yaml, state.json, 10 metrics rows, three pool
+    files, each round's checkpoints."""
     run = root / name
     run.mkdir(parents=True)
     rf = RunFolder(run)
@@ -42,6 +60,7 @@ def make_run(root: Path, name: str = "run") -> Path:
     rf.append_metrics(rows)
     for k in (INITIAL, 0, 1):
         write_round(rf.pool, k, _pool_rows(k))
+    write_checkpoints(rf)
     for phase in PHASES:
         rf.mark(phase)
     return run

@@ -159,6 +159,25 @@ def test_a_truncated_pool_file_is_a_clear_error_in_every_command_that_reads_it(r
     assert_user_error(invoke(runner, ["train", "--resume", run]), str(pool), "is missing", "0/sample")
 
 
+@pytest.mark.parametrize("damage", ["truncated weights", "no weights", "bad config.json"])
+def test_a_damaged_checkpoint_is_a_clear_error_before_resuming(runner, tmp_path, damage):
+    import ray
+
+    run = make_run(tmp_path)
+    ckpt = run / "checkpoints" / "round-1" / "prover"
+    weights = ckpt / "model.safetensors"
+    if damage == "truncated weights":  # a copy cut short, a disk that filled while saving
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "no weights":
+        weights.unlink()
+    else:
+        (ckpt / "config.json").write_text("{")
+    before = snapshot(run)
+    assert_user_error(invoke(runner, ["train", "--resume", run]), f"checkpoint {ckpt} is damaged", "1/prover",
+                      "nothing was changed", "Restore the folder")
+    assert snapshot(run) == before and not ray.is_initialized()
+
+
 def test_a_damaged_summary_is_a_clear_error_before_resuming(runner, tmp_path):
     run = make_run(tmp_path)
     (run / "summary.json").write_text('{"stop_reason": ')
@@ -246,6 +265,61 @@ def test_an_address_with_nothing_listening_fails_in_seconds_and_names_it(tmp_pat
     assert not (tmp_path / "runs").exists()
 
 
+@contextlib.contextmanager
+def mute_server():
+    """A port that accepts connections and never answers: another server, or a wedged head node."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    conns, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conns.append(srv.accept()[0])
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join()
+        for c in conns + [srv]:
+            c.close()
+
+
+def test_a_port_that_accepts_but_is_no_ray_fails_in_seconds_and_names_it(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"run: {{out_dir: {tmp_path / 'runs'}, cache_dir: {tmp_path / 'cache'}}}\n")
+    with mute_server() as port:
+        t0 = time.time()
+        proc = subprocess.run(pvg_cmd("train", str(cfg), "--address", f"127.0.0.1:{port}"), capture_output=True,
+                              text=True, env=env(), timeout=120)
+    assert time.time() - t0 < 90  # Ray's own wait on such a port ran past 200 s
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    msg = " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr and f"127.0.0.1:{port} accepts connections but is no Ray GCS" in msg, msg
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_jobs_api_that_never_answers_is_a_bounded_error(runner, monkeypatch):
+    from pvg.cluster import jobs
+
+    monkeypatch.setattr(jobs, "HTTP_TIMEOUT_S", (2.0, 2.0))
+    for name in ("PVG_JOBS_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    with mute_server() as port:
+        t0 = time.time()
+        result = invoke(runner, ["jobs", "list", "--address", f"http://127.0.0.1:{port}"])
+    assert time.time() - t0 < 30  # without a timeout, Ray's client waited for good
+    assert result.exit_code == 2, result.output
+    assert f"http://127.0.0.1:{port} accepted the connection but sent no answer within 2s" in " ".join(
+        result.output.split())
+
+
 def test_a_failure_after_ray_starts_keeps_ray_log_lines_off_stderr(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"run: {{out_dir: {tmp_path / 'runs'}, cache_dir: {tmp_path / 'cache'}}}\n"
@@ -287,6 +361,37 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_partial_file(runner, tmp_pat
         assert sorted(p.name for p in full.iterdir()) == ["filler"]
 
 
+def test_exports_and_scores_onto_a_full_disk_are_clear_errors_and_leave_nothing(runner, tmp_path):
+    """The commands that write models and scores, end to end onto a real full file system: one line,
+    exit 2, and no folder or file left half-written (real checkpoints, real safetensors)."""
+    run = make_run(tmp_path)
+    verifier = tmp_path / "verifier"
+    assert invoke(runner, ["export-verifier", run, "-o", verifier]).exit_code == 0
+    solutions = tmp_path / "s.jsonl"
+    solutions.write_text("".join(json.dumps({"question": f"q{i}", "solution": f"step\n#### {i}"}) + "\n"
+                                 for i in range(2000)))
+    with small_fs(tmp_path / "full", size="64k") as full:
+        with contextlib.suppress(OSError), open(full / "filler", "wb", buffering=0) as f:
+            while True:  # every byte taken: nothing a command starts can be written
+                f.write(b"x" * 1024)
+        for args in (["export-verifier", run, "-o", full / "v"], ["export-prover", run, "-o", full / "p"]):
+            assert_user_error(invoke(runner, args), "No space left on device")
+            assert sorted(p.name for p in full.iterdir()) == ["filler"], args
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"run: {{out_dir: {full / 'runs'}, cache_dir: {tmp_path / 'cache'}}}\n")
+        result = invoke(runner, ["train", cfg])  # says where its run folder is first, then the error
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: cannot write") and "config.yaml: No space left on device" in last, last
+        assert not list((full / "runs").rglob("*.tmp")) if (full / "runs").exists() else True
+        shutil.rmtree(full / "runs", ignore_errors=True)
+        result = invoke(runner, ["score", "--verifier", verifier, "-i", solutions, "-o", full / "scores.jsonl"])
+        last = result.stderr.strip().splitlines()[-1]  # after its progress lines
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert last.startswith("error: cannot write") and "No space left on device" in last, last
+        assert sorted(p.name for p in full.iterdir()) == ["filler"]
+
+
 def test_a_read_only_file_system_is_a_clear_error(runner, tmp_path):
     with small_fs(tmp_path / "ro", ro=True) as ro:
         assert_user_error(invoke(runner, ["data", "synth", "-n", "3", "-o", ro / "p.jsonl"]), "read-only")
@@ -309,6 +414,8 @@ def test_a_write_fault_injected_at_the_write_and_a_library_carrying_an_os_error(
     e = fault_error(SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
                                     'message: "No space left on device" })'))
     assert e is not None and "No space left on device" in str(e)
+    e = fault_error(SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"))
+    assert e is not None and "No space left on device" in str(e)
     assert fault_error(ValueError("a bug")) is None and fault_error(OSError(errno.ENOENT, "x")) is None
 
 
@@ -322,8 +429,22 @@ def test_a_local_ray_listens_on_loopback_only():
     from pvg.game.orchestrator import start_ray
 
     assert not ray.is_initialized()
-    start_ray(None, num_cpus=1)
+    # a cluster the machine's last `ray start` recorded and that is gone (here: a port that never
+    # answers): a local game starts a Ray of its own instead of joining it and waiting for good
+    bootstrap = Path(ray._private.utils.get_ray_address_file(None))  # /tmp/ray/ray_current_cluster
+    saved = bootstrap.read_bytes() if bootstrap.exists() else None
+    with mute_server() as port:
+        bootstrap.parent.mkdir(parents=True, exist_ok=True)
+        bootstrap.write_text(f"127.0.0.1:{port}")
+        try:
+            start_ray(None, num_cpus=1)
+        finally:
+            if saved is None:
+                bootstrap.unlink(missing_ok=True)
+            else:
+                bootstrap.write_bytes(saved)
     try:
+        assert ray._private.worker._global_node.gcs_address.rpartition(":")[2] != str(port)
         @ray.remote
         def ping():
             return os.getpid()

@@ -129,6 +129,7 @@ class Cluster:
 def api_errors(url: str) -> Iterator[None]:
     """Turn the Jobs API's failures into one-line PvgErrors that say what to do."""
     from ray.exceptions import AuthenticationError
+    from requests.exceptions import RequestException, Timeout
 
     try:
         yield
@@ -138,8 +139,12 @@ def api_errors(url: str) -> Iterator[None]:
                            f"--token or set {TOKEN_ENV} (on the head node, `ray get-auth-token` prints it)") from None
         raise PvgError(f"the Ray cluster at {url} refused the token: it is not this cluster's "
                        f"(on the head node, `ray get-auth-token` prints the right one)") from None
-    except ConnectionError as e:
-        raise PvgError(f"cannot reach Ray's Jobs API at {url} ({e}); give the dashboard's address "
+    except Timeout:
+        raise PvgError(f"Ray's Jobs API at {url} accepted the connection but sent no answer within "
+                       f"{HTTP_TIMEOUT_S[1]:g}s: is this the dashboard's port (default 8265) of a running cluster? "
+                       "A port of some other server, or a head node too busy to answer, looks like this") from None
+    except (ConnectionError, RequestException) as e:
+        raise PvgError(f"cannot reach Ray's Jobs API at {url} ({' '.join(str(e).split())[:200]}); give the dashboard's address "
                        "(default port 8265, not the GCS port 6379) of a cluster started with ray[default]") from None
     except RuntimeError as e:
         msg = " ".join(str(e).split())
@@ -167,16 +172,30 @@ def _quiet_ray_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def connect(address: str | None, token: str | None) -> Cluster:
+# (connect, read) seconds for every Jobs API request: Ray's client sets none, so a port that accepts
+# and never answers (another server, a wedged head) hung `pvg jobs` / `pvg submit` for good.
+HTTP_TIMEOUT_S = (10.0, 60.0)
+
+
+def _bounded_client():
     from ray.job_submission import JobSubmissionClient
 
+    class BoundedClient(JobSubmissionClient):
+        def _do_request(self, method, endpoint, **kwargs):
+            kwargs.setdefault("timeout", HTTP_TIMEOUT_S)
+            return super()._do_request(method, endpoint, **kwargs)
+
+    return BoundedClient
+
+
+def connect(address: str | None, token: str | None) -> Cluster:
     _quiet_ray_logs()
 
     url = resolve_address(address)
     tok, source = resolve_token(token, url)
     headers = {"Authorization": f"Bearer {tok}"} if tok else {}
     with api_errors(url), _without_env("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"):
-        client = JobSubmissionClient(url, headers=dict(headers))
+        client = _bounded_client()(url, headers=dict(headers))
     return Cluster(url, client, headers, source)
 
 
@@ -330,7 +349,7 @@ def cluster_nodes(cluster: Cluster) -> list[dict]:
     import requests
 
     r = requests.get(f"{cluster.url}/api/v0/nodes", params={"limit": 10000, "detail": "true"},
-                     headers=cluster.headers, timeout=30)
+                     headers=cluster.headers, timeout=HTTP_TIMEOUT_S)
     r.raise_for_status()
     nodes = r.json()["data"]["result"]["result"]
     return [n for n in nodes if n.get("state") == "ALIVE"]

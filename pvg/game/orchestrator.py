@@ -48,7 +48,7 @@ def seed_for(*parts) -> int:
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join the cluster at `address` (checked first: nothing listening there fails in seconds, not after
-    Ray's minutes of retries), or start a local Ray that listens on loopback only. Ray's own log lines
+    Ray's minutes of retries), or start a local Ray of its own that listens on loopback only. Ray's own log lines
     below ERROR stay out of the terminal: pvg says what matters itself."""
     if ray.is_initialized():
         return
@@ -61,7 +61,9 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> None:
         ray.init(address=address, **kwargs)
     else:
         with _loopback_only():
-            ray.init(num_cpus=num_cpus, dashboard_host="127.0.0.1", **kwargs)
+            # "local", not None: None joins whatever cluster the machine's last `ray start` recorded in
+            # /tmp/ray/ray_current_cluster, and a dead one there left `pvg train` waiting for good
+            ray.init(address="local", num_cpus=num_cpus, dashboard_host="127.0.0.1", **kwargs)
 
 
 RAY_CONNECT_TIMEOUT_S = 10.0
@@ -81,12 +83,35 @@ def probe_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> N
         raise PvgError(f"--address {address!r}: expected HOST:PORT, the head node's GCS (e.g. 10.0.0.5:6379), or "
                        "ray://HOST:10001 (Ray Client)")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        conn = socket.create_connection((host, int(port)), timeout=timeout)
     except OSError as e:
         why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
         raise PvgError(f"cannot reach a Ray cluster at {address} ({why}; gave up after at most {timeout:g}s): is "
                        f"`ray start --head` running on {host}, and is port {port} open from this machine? "
                        "(--address / RAY_ADDRESS; leave both unset to start a local Ray)") from None
+    with conn:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", "") and not _speaks_grpc(conn):
+            raise PvgError(f"{address} accepts connections but is no Ray GCS (nor Ray Client) server: it gave no "
+                           f"gRPC handshake (waited at most {timeout:g}s). Give the head node's GCS port (`ray start "
+                           "--head` prints it, default 6379) or ray://HOST:10001; the dashboard's 8265 is for "
+                           "`pvg submit`")
+
+
+def _speaks_grpc(conn) -> bool:
+    """Ray's GCS and Client servers are gRPC, which answers HTTP/2's connection preface with a SETTINGS
+    frame. Without this check a port that accepts and never answers (another server, a wedged head)
+    left `ray.init` waiting for minutes with no error."""
+    try:
+        conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        head = b""
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except OSError:  # a timeout, or a reset by a server that refuses the bytes
+        return False
+    return len(head) == 9 and head[3] == 0x04  # frame header: 3 bytes length, 1 byte type (4 = SETTINGS)
 
 
 class _loopback_only:

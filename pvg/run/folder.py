@@ -52,6 +52,11 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         tmp.write_text(text)
         tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename is None:  # a full disk's write names no file: say which one it was
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -403,11 +408,39 @@ class RunFolder:
                     raise PvgError(f"pool file {path} is missing although state.json lists {phase} as finished; "
                                    f"{POOL_ADVICE}")
                 read_parquet(path)
+            if name in ("verifier", "prover") and k.isdigit() and not self.mirror:  # a URI's are fetched on use
+                check_checkpoint(self.ckpt(int(k), name), phase)
 
 
 POOL_ADVICE = ("it holds samples every later round's verifier trains on. Restore it from a copy of the run folder, "
                "or start a new run (the file is written by the phase named in state.json: it cannot be replayed "
                "without the rounds after it)")
+
+
+def check_checkpoint(folder: Path, phase: str) -> None:
+    """A finished phase's checkpoint is whole: its config parses and every safetensors file's header
+    covers the file (a cut-short copy or a full disk fails here). Headers only, so a resume checks
+    every round's in well under a second before Ray starts, instead of a traceback from an actor."""
+    from safetensors import safe_open
+
+    def damaged(why: str) -> PvgError:
+        return PvgError(f"checkpoint {folder} is damaged ({why}), although state.json lists {phase} as finished; "
+                        "nothing was changed. Restore the folder from a copy of the run folder, or start a new run "
+                        "(the rounds before it can still be exported and evaluated)")
+
+    try:
+        json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise damaged(f"config.json: {type(e).__name__}: {e}") from None
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise damaged("no *.safetensors weights")
+    for path in weights:
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                f.keys()
+        except Exception as e:  # noqa: BLE001 -- safetensors raises its own error type for a damaged header
+            raise damaged(f"{path.name}: {str(e).strip().splitlines()[0]}") from None
 
 
 def read_parquet(path: Path):
