@@ -204,6 +204,9 @@ class WarmstartConfig(_Strict):
     verifier_flaw_kinds: list[FlawKind] | None = Field(
         None, description="planted-flaw kinds the verifier's warm start sees (default: all of data.flaw_kinds); a "
                           "kind left out is one the sneaky role learns but the round-0 verifier never saw")
+    sneaky_flaw_kinds: list[FlawKind] | None = Field(
+        None, description="planted-flaw kinds the sneaky role's warm start is taught (default: all of "
+                          "data.flaw_kinds); a problem with none of them gives no sneaky example")
     sneaky_fraction: float = Field(0.5, ge=0, le=1, description="chance that a problem gives the prover's warm "
                                                                 "start a sneaky (planted-flaw) example, and, drawn "
                                                                 "apart, 1 minus it a helpful one")

@@ -191,7 +191,7 @@ def test_nothing_the_verifier_learns_from_before_the_game_comes_from_the_provers
     """The warm start's verifier side (tokenizer corpus, base LM texts, judged flaws) reads the
     verifier's half, the half its pool is sampled on; the prover's SFT reads the other one."""
     from pvg.data.dataset import load_split
-    from pvg.game.warmstart import flaw_token_labels, judged_flaws, verifier_corpus, warmstart_sides
+    from pvg.game.warmstart import flaw_token_labels, only_flaw_kinds, verifier_corpus, warmstart_sides
     from pvg.data.tokenizer import train_tokenizer
 
     cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
@@ -230,14 +230,34 @@ def test_the_warm_start_hands_the_verifier_side_the_verifiers_half(tmp_path, mon
 
 def test_flaw_kinds_held_out_of_the_judge():
     from pvg.data.dataset import load_split
-    from pvg.game.warmstart import judged_flaws
+    from pvg.game.warmstart import only_flaw_kinds
 
     cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
     problems = load_split(cfg.data, cfg.run.seed)["verifier"]
     kinds = {f.flaw.kind for p in problems for f in p.flawed}
     assert len(kinds) >= 2
     keep = sorted(kinds)[:1]
-    kept = judged_flaws(problems, keep)
+    kept = only_flaw_kinds(problems, keep)
     assert {f.flaw.kind for p in kept for f in p.flawed} == set(keep)
     assert [p.id for p in kept] == [p.id for p in problems]  # the problems themselves stay
-    assert judged_flaws(problems, None) is problems
+    assert only_flaw_kinds(problems, None) is problems
+
+
+def test_the_sneaky_warm_start_can_be_taught_some_flaw_kinds_only():
+    """`warmstart.sneaky_flaw_kinds`: every sneaky example is a flaw of those kinds, helpful examples
+    are the references as before; left unset, the examples (and so old caches' keys) are unchanged."""
+    from pvg.data.dataset import load_split
+    from pvg.game.warmstart import only_flaw_kinds, sft_examples
+
+    cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
+    problems = load_split(cfg.data, cfg.run.seed)["prover"]
+    by_text = {f.compact: f.flaw.kind for p in problems for f in p.flawed}
+    refs = {p.compact_reference for p in problems}
+    kind = sorted({f.flaw.kind for p in problems for f in p.flawed})[0]
+    taught = sft_examples(only_flaw_kinds(problems, [kind]), 0.5, 0)
+    sneaky = [e.completion for e in taught if "sneaky" in e.prompt]
+    assert sneaky and {by_text[c] for c in sneaky} == {kind}
+    assert all(e.completion in refs for e in taught if "sneaky" not in e.prompt)
+    assert sft_examples(only_flaw_kinds(problems, None), 0.5, 0) == sft_examples(problems, 0.5, 0)
+    assert cache_key(cfg) == cache_key(load_config(None, MICRO + ["run.cache_dir=/x", "warmstart.sneaky_flaw_kinds=null"]))
+    assert cache_key(cfg) != cache_key(load_config(None, MICRO + ["run.cache_dir=/x", f"warmstart.sneaky_flaw_kinds=[{kind}]"]))

@@ -59,6 +59,7 @@ ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("warmstart", "verifier_pretrain_batch_size"): None,
     ("prover", "calculator_answer"): False,
     ("warmstart", "verifier_flaw_kinds"): None,
+    ("warmstart", "sneaky_flaw_kinds"): None,
     ("warmstart", "hub_prover_steps"): 0,
     ("warmstart", "hub_lr"): 1e-5,
     ("warmstart", "hub_batch_size"): 8,
@@ -191,7 +192,7 @@ def _device() -> torch.device:
 def warm_prover(cfg: PvgConfig, tok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
     """Supervised training on both roles, then each role sampled on held-out problems."""
     prover = build_tiny_causal_lm(tok, cfg.prover.tiny, cfg.run.seed).to(_device())
-    examples = encode(tok, sft_examples(train, cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
+    examples = encode(tok, sft_examples(only_flaw_kinds(train, cfg.warmstart.sneaky_flaw_kinds), cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
     advance = add_bar("warm start: prover SFT", cfg.warmstart.prover_steps)
     losses = train_lm(prover, examples, steps=cfg.warmstart.prover_steps, batch_size=cfg.warmstart.batch_size,
                       lr=cfg.warmstart.lr, warmup=cfg.warmstart.prover_warmup_steps, pad_id=tok.pad_token_id,
@@ -205,9 +206,10 @@ def warm_prover(cfg: PvgConfig, tok, train: list[Problem], test: list[Problem], 
     return metrics | {"eval_problems": len(test)}
 
 
-def judged_flaws(problems: list[Problem], kinds: list[str] | None) -> list[Problem]:
-    """The problems with only the planted flaws of `kinds` (all when None): a kind the sneaky role
-    learns but the verifier never sees before the game is its honest blind spot, for rounds to close."""
+def only_flaw_kinds(problems: list[Problem], kinds: list[str] | None) -> list[Problem]:
+    """The problems with only the planted flaws of `kinds` (all when None), for the judge and for the
+    sneaky role's warm start: a kind the sneaky role learns but the verifier never sees before the
+    game is its honest blind spot, for rounds to close."""
     if kinds is None:
         return problems
     keep = set(kinds)
@@ -216,7 +218,7 @@ def judged_flaws(problems: list[Problem], kinds: list[str] | None) -> list[Probl
 
 def warm_verifier(cfg: PvgConfig, vtok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
     """The verifier's base as a language model of the corpus, then (if configured) taught to judge."""
-    train = judged_flaws(train, cfg.warmstart.verifier_flaw_kinds)
+    train = only_flaw_kinds(train, cfg.warmstart.verifier_flaw_kinds)
     base = build_tiny_causal_lm(vtok, cfg.verifier.tiny, cfg.run.seed + 1).to(_device())
     encoded = encode(vtok, [Example("", t) for t in verifier_corpus(train)], cfg.verifier.max_length)
     advance = add_bar("warm start: verifier base LM", cfg.warmstart.verifier_steps)
