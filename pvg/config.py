@@ -47,7 +47,7 @@ class SplitConfig(_Strict):
 
 
 FlawKind = Literal["arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value",
-                   "miscopied_answer"]
+                   "miscopied_answer", "stale_operand"]
 
 
 class DataConfig(_Strict):
@@ -74,7 +74,8 @@ class DataConfig(_Strict):
         min_length=1,
         description="the planted flaws of synthetic problems (the sneaky warm start's examples and the verifier's "
                     "judging ones): a wrong step recomputed honestly after it; or, opt-in, `miscopied_answer`: every "
-                    "line right and the final `#### N` not the last result",
+                    "line right and the final `#### N` not the last result, and `stale_operand`: stale_value's wider "
+                    "family (an earlier result's own operand in its place, on either side)",
     )
     split: SplitConfig = Field(default_factory=SplitConfig, description="how problems divide into the prover's "
                                                                         "side, the verifier's side and the test set")
@@ -294,6 +295,11 @@ class GameConfig(_Strict):
                                                 "(max_rounds)")
     pool_problems_per_round: int = Field(300, ge=2, description="verifier-half problems sampled into the pool each round")
     pool_samples_per_role: int = Field(2, ge=1, description="solutions per problem and role added to the pool")
+    initial_pool_roles: list[Literal["helpful", "sneaky"]] = Field(
+        ["helpful", "sneaky"], min_length=1,
+        description="the roles the initial pool (round 0's verifier's training data) is sampled in; [helpful]: "
+                    "the initial prover's honest attempts only, so the sneaky role's warm-start repertoire is "
+                    "not shown to round 0's verifier")
     eval_problems: int = Field(200, ge=2, description="held-out test problems for the round metrics")
 
 

@@ -44,7 +44,7 @@ def consistent_except(text: str, step: int | None) -> bool:
     return True
 
 
-@pytest.mark.parametrize("kind", DEFAULT_FLAW_KINDS + ("miscopied_answer",))
+@pytest.mark.parametrize("kind", DEFAULT_FLAW_KINDS + ("miscopied_answer", "stale_operand"))
 def test_each_kind_is_wrong_and_self_consistent(kind):
     made = 0
     for p in ITEMS:
@@ -91,6 +91,12 @@ def test_dropped_step_removes_its_line_and_redirects_later_uses():
 def test_stale_value_uses_the_value_before_the_last_step():
     f = plant(NATALIA, "stale_value", 1, random.Random(0))  # 48 + 24 → 48 + 48
     assert "<<48+48=96>>96" in f.text and f.answer == "96"
+
+
+def test_stale_operand_uses_a_number_the_earlier_step_started_from():
+    made = {plant(NATALIA, "stale_operand", 1, random.Random(seed)).text for seed in range(8)}  # 48/2=24, 48+24
+    assert made and all("<<48+48=96>>96" in t or "<<48+2=50>>50" in t for t in made), made
+    assert plant(NATALIA, "stale_operand", 0, random.Random(0)) is None  # the first step builds on nothing
 
 
 def test_unreadable_or_inconsistent_solutions_get_no_flaw():

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pvg.config import GameConfig
-from pvg.game.orchestrator import stop_reason
+from pvg.game.orchestrator import pool_episodes, stop_reason
 from pvg.game.pool import INITIAL, SCHEMA, PoolRow, file_for, mixture_pairs, read_rounds, write_round
 from pvg.data.roles import verifier_text
 from pvg.errors import PvgError
@@ -126,3 +126,13 @@ def test_round_limit_applies_before_min_rounds():
     game = GameConfig(max_rounds=1, min_rounds=2)
     assert stop_reason(game, 20, metrics(0.0, False), 0) == "reached game.max_rounds=1"
     assert "no longer fools" in stop_reason(GameConfig(min_rounds=1), 20, metrics(0.0, False), 0)
+
+
+def test_the_initial_pool_can_hold_the_helpful_role_only():
+    both = GameConfig(pool_samples_per_role=2)
+    helpful = GameConfig(pool_samples_per_role=2, initial_pool_roles=["helpful"])
+    assert collections.Counter(r for _, r, _ in pool_episodes(["a", "b"], INITIAL, both)) == {"helpful": 4, "sneaky": 4}
+    assert {r for _, r, _ in pool_episodes(["a", "b"], INITIAL, helpful)} == {"helpful"}
+    assert collections.Counter(r for _, r, _ in pool_episodes(["a", "b"], 0, helpful)) == {"helpful": 4, "sneaky": 4}
+    with pytest.raises(ValueError):
+        GameConfig(initial_pool_roles=[])

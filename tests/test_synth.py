@@ -153,6 +153,10 @@ def test_flaw_is_one_changed_step(problems):
                     assert (a, b) == (ra, rb) and op != rop, ctx
                 elif f.flaw.kind == "misread_quantity":
                     assert a == ra and op == rop and b != rb, ctx
+                elif f.flaw.kind == "stale_operand":  # an earlier result's own operand in its place
+                    assert k >= 1 and op == rop and (a == ra) != (b == rb), ctx
+                    old_v, new_v = (ra, a) if a != ra else (rb, b)
+                    assert any(ref[j][3] == old_v and new_v in (ref[j][0], ref[j][2]) for j in range(k)), ctx
                 else:  # stale_value: the value before the previous step is used again
                     assert k >= 1 and op == rop and b == rb and a == ref[k - 1][0] and a != ra, ctx
 
@@ -166,7 +170,7 @@ def test_every_flaw_kind_appears(problems):
 def test_default_kinds_leave_the_answer_line_alone():
     """`miscopied_answer` is opt-in: a config that names no kinds gets the problems it always had."""
     ps = generate(200, seed=3)
-    assert {f.flaw.kind for p in ps for f in p.flawed} == set(FLAW_KINDS) - {"miscopied_answer"}
+    assert {f.flaw.kind for p in ps for f in p.flawed} == set(FLAW_KINDS) - {"miscopied_answer", "stale_operand"}
 
 
 def test_the_configs_flaw_kinds_are_the_generators():

@@ -184,6 +184,21 @@ def plant(problem: Problem, kind: str, k: int, rng: random.Random,
         prefix_edits.append((st[i], fmt(prev)))
         st[i] = fmt(prev)
         link[k][i] = None
+    elif kind == "stale_operand":  # any operand that is an earlier result: one of that step's own numbers
+        uses = [i for i in numbers if link[k][i] is not None]
+        if not uses:
+            return None
+        i = rng.choice(uses)
+        j = link[k][i]
+        sources = [old[link[j][t]] if link[j][t] is not None else parse_number(tok)
+                   for t, tok in enumerate(tokens[j]) if _is_number(tok)]
+        sources = [v for v in sources if v is not None and fmt(v)]
+        if not sources:
+            return None
+        stale = fmt(rng.choice(sources))
+        prefix_edits.append((st[i], stale))
+        st[i] = stale
+        link[k][i] = None
     else:
         raise ValueError(f"unknown flaw kind {kind!r}")
 

@@ -17,7 +17,8 @@ from typing import Sequence
 
 from pvg.data.problems import Difficulty, Flaw, FlawedSolution, Problem, stable_id
 
-FLAW_KINDS = ("arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value", "miscopied_answer")
+FLAW_KINDS = ("arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value", "miscopied_answer",
+              "stale_operand")
 # What is planted unless asked otherwise (`data.flaw_kinds`' default): the five that change a step.
 # `miscopied_answer` is opt-in, so the problems of every config written before it stay the same.
 DEFAULT_FLAW_KINDS = FLAW_KINDS[:5]
@@ -249,6 +250,18 @@ def plant_flaw(steps: list[Step], kind: str, k: int, rng: random.Random) -> Plan
             return None
         prev = steps[k - 1]
         return Planted(steps[:k] + [Step(st.op, prev.left, st.right, st.cue)] + steps[k + 1 :], {})
+    if kind == "stale_operand":
+        # stale_value's wider family: either operand that is an earlier step's result is replaced by one
+        # of that step's own operands, the number it started from. It fits every step that builds on an
+        # earlier one (stale_value: the left operand and the step just before, only).
+        sides = [side for side in ("left", "right") if getattr(st, side)[0] == "s"]
+        if not sides:
+            return None
+        side = rng.choice(sides)
+        source = steps[getattr(st, side)[1]]
+        stale = rng.choice([source.left, source.right])
+        changed = Step(st.op, stale, st.right, st.cue) if side == "left" else Step(st.op, st.left, stale, st.cue)
+        return Planted(steps[:k] + [changed] + steps[k + 1 :], {})
     raise ValueError(f"unknown flaw kind {kind!r}")
 
 

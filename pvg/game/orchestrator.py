@@ -42,6 +42,14 @@ ROUND_KEYS = [
 ]
 
 
+def pool_episodes(problems: list, round_: int, game) -> list[tuple]:
+    """(problem, role, sample) for a pool: every role each round, the initial pool's roles as
+    configured (`game.initial_pool_roles`): in the paper round 0's verifier learns from the initial
+    prover's own attempts, before any sneaky training; our sneaky warm start already plants flaws."""
+    roles = [r for r in ROLES if round_ != INITIAL or r in game.initial_pool_roles]
+    return [(p, role, i) for p in problems for role in roles for i in range(game.pool_samples_per_role)]
+
+
 def seed_for(*parts) -> int:
     return int(hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
 
@@ -497,7 +505,7 @@ class Orchestrator:
     def _sample_rows(self, problems, round_: int, phase: str, scores_from) -> list[PoolRow]:
         cfg = self.cfg
         chosen = self._problem_batch(problems, cfg.game.pool_problems_per_round, seed_for(cfg.run.seed, round_, "pool"))
-        episodes = [(p, role, i) for p in chosen for role in ROLES for i in range(cfg.game.pool_samples_per_role)]
+        episodes = pool_episodes(chosen, round_, cfg.game)
         with progress_bar(f"{'initial' if round_ == INITIAL else f'round {round_}'}: sample pool", 1, self.progress) as adv:
             samples = self.prover.sample([p.question for p, _, _ in episodes], [r for _, r, _ in episodes],
                                          seed_for(cfg.run.seed, round_, "pool-sample"))
