@@ -144,7 +144,8 @@ def api_errors(url: str) -> Iterator[None]:
                        f"{HTTP_TIMEOUT_S[1]:g}s: is this the dashboard's port (default 8265) of a running cluster? "
                        "A port of some other server, or a head node too busy to answer, looks like this") from None
     except (ConnectionError, RequestException) as e:
-        raise PvgError(f"cannot reach Ray's Jobs API at {url} ({' '.join(str(e).split())[:200]}); give the dashboard's address "
+        why = " ".join(str(e).split())[:200]
+        raise PvgError(f"cannot reach Ray's Jobs API at {url} ({why}); give the dashboard's address "
                        "(default port 8265, not the GCS port 6379) of a cluster started with ray[default]") from None
     except RuntimeError as e:
         msg = " ".join(str(e).split())

@@ -56,8 +56,8 @@ def seed_for(*parts) -> int:
 
 def start_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join the cluster at `address` (checked first: nothing listening there fails in seconds, not after
-    Ray's minutes of retries), or start a local Ray of its own that listens on loopback only. Ray's own log lines
-    below ERROR stay out of the terminal: pvg says what matters itself."""
+    Ray's minutes of retries), or start a local Ray of its own that listens on loopback only. Ray's own
+    log lines below ERROR stay out of the terminal: pvg says what matters itself."""
     if ray.is_initialized():
         return
     import logging

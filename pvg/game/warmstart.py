@@ -192,7 +192,8 @@ def _device() -> torch.device:
 def warm_prover(cfg: PvgConfig, tok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
     """Supervised training on both roles, then each role sampled on held-out problems."""
     prover = build_tiny_causal_lm(tok, cfg.prover.tiny, cfg.run.seed).to(_device())
-    examples = encode(tok, sft_examples(only_flaw_kinds(train, cfg.warmstart.sneaky_flaw_kinds), cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
+    taught = only_flaw_kinds(train, cfg.warmstart.sneaky_flaw_kinds)  # the sneaky role's kinds, if narrowed
+    examples = encode(tok, sft_examples(taught, cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
     advance = add_bar("warm start: prover SFT", cfg.warmstart.prover_steps)
     losses = train_lm(prover, examples, steps=cfg.warmstart.prover_steps, batch_size=cfg.warmstart.batch_size,
                       lr=cfg.warmstart.lr, warmup=cfg.warmstart.prover_warmup_steps, pad_id=tok.pad_token_id,
