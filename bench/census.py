@@ -66,7 +66,7 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-from runkit import make_run, snapshot  # noqa: E402  (after the path above)
+from runkit import make_run, mute_server, snapshot  # noqa: E402  (after the path above)
 
 
 def write(d: Path, name: str, data: str | bytes) -> Path:
@@ -259,16 +259,13 @@ def output_cases() -> list[Case]:
 
 
 def _mute_port(d: Path) -> None:
-    """A port that accepts connections and never answers (another server, a wedged head), for the
-    case's command to be pointed at; its number in d/port. A daemon thread: it ends with the census."""
-    import socket
-    import threading
-
-    srv = socket.create_server(("127.0.0.1", 0))
-    held = []
-    threading.Thread(target=lambda: [held.append(srv.accept()) for _ in iter(int, 1)], daemon=True).start()
-    write(d, "port", str(srv.getsockname()[1]))
+    """tests/runkit's mute server for the case's command to be pointed at, its port in d/port; held
+    open until the census ends."""
+    write(d, "port", str(_MUTE.enter_context(mute_server())))
     write(d, "c.yaml", f"run: {{out_dir: {d / 'runs'}, cache_dir: {d / 'cache'}}}\n")
+
+
+_MUTE = contextlib.ExitStack()
 
 
 def _port(d: Path) -> str:
@@ -416,6 +413,7 @@ def main() -> None:
             mark = "ok " if o.outcome == "clear" else o.outcome.upper()
             print(f"{mark:10} {o.seconds:5.1f}s  {o.case}" + ("" if o.outcome == "clear" else f"\n           {o.detail}"),
                   flush=True)
+    _MUTE.close()
     tried = [o for o in outcomes if o.outcome != "skipped"]
     totals = {"tried": len(tried), **{k: sum(o.outcome == k for o in tried) for k in OUTCOMES},
               "skipped": len(outcomes) - len(tried)}

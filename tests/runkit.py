@@ -1,7 +1,10 @@
 """Run folders made by hand with pvg's own writers (RunFolder, pool.write_round, a resolved config):
-real files for the fault tests and the bad-input census (bench/census.py) to damage."""
+real files for the fault tests and the bad-input census (bench/census.py) to damage; and the mute
+server both point commands at."""
 
 from __future__ import annotations
+
+import contextlib
 
 from pathlib import Path
 
@@ -68,3 +71,29 @@ def make_run(root: Path, name: str = "run") -> Path:
 
 def snapshot(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@contextlib.contextmanager
+def mute_server():
+    """A port that accepts connections and never answers: another server, or a wedged head node."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    conns, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conns.append(srv.accept()[0])
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join()
+        for c in conns + [srv]:
+            c.close()

@@ -24,7 +24,7 @@ from pvg.config import load_config
 from pvg.errors import PvgError, fault_error
 from pvg.run.folder import RunFolder
 from pvgrun import CONFIG, assert_user_error, env, pvg_cmd
-from runkit import make_run, snapshot
+from runkit import make_run, mute_server, snapshot
 
 
 def lines(run: Path) -> list[str]:
@@ -263,32 +263,6 @@ def test_an_address_with_nothing_listening_fails_in_seconds_and_names_it(tmp_pat
     assert "Traceback" not in proc.stderr and "cannot reach a Ray cluster at 127.0.0.1:1" in msg, msg
     assert "ray start --head" in msg and "RAY_ADDRESS" in msg
     assert not (tmp_path / "runs").exists()
-
-
-@contextlib.contextmanager
-def mute_server():
-    """A port that accepts connections and never answers: another server, or a wedged head node."""
-    import socket
-    import threading
-
-    srv = socket.create_server(("127.0.0.1", 0))
-    conns, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conns.append(srv.accept()[0])
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        stop.set()
-        t.join()
-        for c in conns + [srv]:
-            c.close()
 
 
 def test_a_port_that_accepts_but_is_no_ray_fails_in_seconds_and_names_it(tmp_path):
