@@ -5,13 +5,15 @@
     python bench/bench_game.py configs/tiny.yaml --out runs/bench   # keep the run folder
     python bench/bench_game.py configs/tiny.yaml --seeds 0 1 2 --out runs/seeds   # one cold game a seed
     python bench/bench_game.py configs/tiny.yaml --seeds 0 1 2 --attack src_ordered --attack-lr 1e-3 --attack-steps 150
+    python bench/bench_game.py --tabulate 0=runs/a/tiny 1=runs/b/tiny 2=runs/c/tiny   # games already played
 
 Writes `bench/results/<run name>.md` (the table docs/results.md quotes) and prints it; with `--seeds`,
 one section a seed (its own warm start and game, run one after another so that each is timed
 alone) and a last table of each seed's first and last round, written to
-`bench/results/<run name>-seeds.md`. One seed's game says little: a dynamic worth reporting shows
-in every seed. Timing claims live here, not in tests: they depend on the machine (record `nproc`
-with the numbers).
+`bench/results/<run name>-seeds.md`. `--tabulate SEED=RUN ...` makes that last table from finished
+run folders (seeds played apart, or resumed), with no minutes: a resumed game has no one wall
+time. One seed's game says little: a dynamic worth reporting shows in every seed. Timing claims
+live here, not in tests: they depend on the machine (record `nproc` with the numbers).
 
 With `--attack`, each game is followed by `pvg eval attack` (the paper's Fig. 6a: a fresh sneaky-only
 prover per round's frozen verifier, counting PPO updates until it exploits it), and the tables gain
@@ -29,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 COLUMNS = [
     ("round", "round", "{}"),
@@ -124,7 +128,8 @@ def report(run: Path, title: str, wall: float, atk: tuple[dict, float] | None = 
     ])
 
 
-def across_seeds(runs: dict[int, tuple[Path, float]], attacks: dict[int, tuple[dict, float]] | None = None) -> str:
+def across_seeds(runs: dict[int, tuple[Path, float | None]],
+                 attacks: dict[int, tuple[dict, float]] | None = None) -> str:
     """Each seed's round 0 against its last round: does the dynamic show in every seed?"""
     attacks = attacks or {}
     head = ("| seed | minutes | stop | rounds | AUROC first → last | fool rate first → last | "
@@ -132,12 +137,13 @@ def across_seeds(runs: dict[int, tuple[Path, float]], attacks: dict[int, tuple[d
             + (" attacker's steps to exploit, by round |" if attacks else ""))
     lines = [head, "|" + "---|" * (10 if attacks else 9)]
     for seed, (run, wall) in runs.items():
+        minutes = "—" if wall is None else f"{wall / 60:.1f}"
         rounds = round_rows(run)
         first, last = rounds[0], rounds[-1]
         summary = json.loads((run / "summary.json").read_text())
         stop = "round limit" if summary["stop_reason"].startswith("reached") else "stop rule"
         lines.append(
-            f"| {seed} | {wall / 60:.1f} | {stop} | {len(rounds)} | {first['verifier_auroc']:.3f} → "
+            f"| {seed} | {minutes} | {stop} | {len(rounds)} | {first['verifier_auroc']:.3f} → "
             f"{last['verifier_auroc']:.3f} | {first['sneaky_fool_rate']:.0%} → {last['sneaky_fool_rate']:.0%} | "
             f"{first['helpful_pass_rate']:.0%} → {last['helpful_pass_rate']:.0%} | "
             f"{' / '.join(fmt(r['steps_to_exploit'], '{}') for r in rounds)} | "
@@ -146,9 +152,28 @@ def across_seeds(runs: dict[int, tuple[Path, float]], attacks: dict[int, tuple[d
     return "\n".join(lines) + "\n"
 
 
+def tabulate(items: list[str]) -> None:
+    runs: dict[int, tuple[Path, float | None]] = {}
+    for item in items:
+        seed, sep, path = item.partition("=")
+        run = Path(path)
+        if not sep or not seed.isdigit() or not (run / "summary.json").is_file():
+            sys.exit(f"--tabulate {item}: expected SEED=RUN, RUN a finished run folder (with summary.json)")
+        runs[int(seed)] = (run, None)
+    names = {yaml.safe_load((r / "config.yaml").read_text())["run"]["name"] for r, _ in runs.values()}
+    summary = across_seeds(runs)
+    print(summary)
+    sources = "\n".join(f"- seed {seed}: `{run}`" for seed, (run, _) in runs.items())
+    out = Path(__file__).parent / "results" / f"{sorted(names)[0]}-seeds.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(f"## {', '.join(sorted(names))}: every seed, first and last round (tabulated)\n\n{sources}\n\n"
+                   + summary)
+    print(f"written to {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("config")
+    ap.add_argument("config", nargs="?", help="the config to play (not with --tabulate)")
     ap.add_argument("--warm", action="store_true", help="reuse the warm-start cache (default: a fresh cache)")
     ap.add_argument("--set", action="append", default=[], help="config override, as for pvg")
     ap.add_argument("--seeds", type=int, nargs="+", help="play one game a seed (run.seed), one after another")
@@ -159,7 +184,14 @@ def main() -> None:
     ap.add_argument("--attack", help="after each game, run `pvg eval attack --reward ATTACK` on it (e.g. src_ordered)")
     ap.add_argument("--attack-lr", type=float, help="the attacker's learning rate (default: the run's ppo.lr)")
     ap.add_argument("--attack-steps", type=int, default=150, help="the attacker's step cap per round (default 150)")
+    ap.add_argument("--tabulate", nargs="+", metavar="SEED=RUN", help="print the every-seed table of finished run "
+                    "folders instead of playing (written to bench/results/<run name>-seeds.md)")
     args = ap.parse_args()
+    if args.tabulate:
+        tabulate(args.tabulate)
+        return
+    if args.config is None:
+        ap.error("a config to play, or --tabulate")
 
     if args.out is not None and args.out.exists() and any(args.out.iterdir()):
         sys.exit(f"--out {args.out} exists and is not empty")
