@@ -47,12 +47,15 @@ def export_prover(
     round_: Optional[int] = typer.Option(None, "--round", min=0,
                                          help="Round to export (default: the last round whose prover and eval finished)."),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT if it exists and is not empty."),
+    adapter_only: bool = typer.Option(False, "--adapter-only", help="A LoRA prover (prover.lora): write its adapter "
+                                      "(peft) and not the merged model; the card names the base it loads on."),
 ) -> None:
     """Export one round's PPO-trained prover as a Hugging Face causal-LM folder with a model card and pvg_prover.json."""
     from pvg.export.hf import export_prover as run_export
 
-    meta = run_export(run_dir, output, round_=round_, force=force)
-    out.print(f"exported the round {meta['round']} prover ({meta['selection']['mode']}) to {output}", highlight=False)
+    meta = run_export(run_dir, output, round_=round_, force=force, adapter_only=adapter_only)
+    what = f"LoRA adapter (base: {meta['adapter']['base']})" if adapter_only else "prover"
+    out.print(f"exported the round {meta['round']} {what} ({meta['selection']['mode']}) to {output}", highlight=False)
 
 
 def score(

@@ -289,11 +289,20 @@ def export_verifier(run_dir: str | Path, out: Path, round_: int | None = None, b
     return meta
 
 
-def export_prover(run_dir: str | Path, out: Path, round_: int | None = None, force: bool = False) -> dict:
-    """Write the PPO-trained prover of one round to `out`; returns the pvg_prover.json contents."""
+def export_prover(run_dir: str | Path, out: Path, round_: int | None = None, force: bool = False,
+                  adapter_only: bool = False) -> dict:
+    """Write the PPO-trained prover of one round to `out`; returns the pvg_prover.json contents.
+
+    `adapter_only` (a LoRA prover): the adapter without the merged weights, megabytes instead of the
+    model's gigabytes, for peft on top of its base (the model the adapter was trained on, named in
+    `adapter_config.json`: the hub prover, or the warm-started one when the run warm-started it)."""
     run = open_run(run_dir)
     k, selection = choose_round(run, "prover", round_, False)
     check_dest(out, force, protect=run.path)
+    adapter = run.checkpoint(k, "prover") / "adapter"
+    if adapter_only and not (adapter / "adapter_config.json").is_file():
+        raise PvgError(f"round {k}'s prover has no LoRA adapter (prover.lora was not set in {run.location}); "
+                       "export the whole model: leave out --adapter-only")
     pcfg = run.cfg.prover
     tiny = pcfg.model is None
     row = run.rows.get(k) if f"{k}/eval" in run.finished else None
@@ -323,13 +332,19 @@ def export_prover(run_dir: str | Path, out: Path, round_: int | None = None, for
     model, tok = load_checkpoint(run.checkpoint(k, "prover"), "prover")
     stops = stop_token_ids(tok, model)
     meta["generation"] |= {"stop_token_ids": stops, "stop_tokens": tok.convert_ids_to_tokens(stops)}
+    if adapter_only:
+        base = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        meta["adapter"] = {"base": base, "base_is_local_path": bool(base) and Path(base).is_absolute()}
     tok.padding_side = "left"  # generation batches are left-padded
     with atomic_dir(out, force, protect=run.path) as tmp:
-        model.save_pretrained(tmp)
+        if adapter_only:
+            for f in adapter.iterdir():
+                shutil.copy2(f, tmp / f.name)
+        else:
+            model.save_pretrained(tmp)
+            if adapter.is_dir():  # a LoRA prover: the adapter alone too, for peft (its base: the warm-started prover)
+                shutil.copytree(adapter, tmp / "adapter")
         save_tokenizer(tok, tmp)
-        adapter = run.checkpoint(k, "prover") / "adapter"
-        if adapter.is_dir():  # a LoRA prover: the adapter alone too, for peft (its base: the warm-started prover)
-            shutil.copytree(adapter, tmp / "adapter")
         _write_json(tmp / PROVER_META, meta)
         (tmp / "README.md").write_text(prover_card(meta, run))
     return meta
@@ -509,6 +524,24 @@ def prover_card(meta: dict, run: RunInfo) -> str:
                        'prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)')
     gen = (f"do_sample=True, temperature={g['temperature']}, top_p={g['top_p']}, top_k=0, "
            f"max_new_tokens={g['max_new_tokens']}")
+    adapter = meta.get("adapter")
+    if adapter:
+        load_code = ('from peft import PeftModel\n\n'
+                     'path = "path/to/this/folder"\n'
+                     'meta = json.load(open(f"{path}/pvg_prover.json"))\n'
+                     'tok = AutoTokenizer.from_pretrained(path)\n'
+                     'base = AutoModelForCausalLM.from_pretrained(meta["adapter"]["base"])\n'
+                     'model = PeftModel.from_pretrained(base, path).eval()')
+        where = ("a folder on the machine that trained it (the warm-started prover in the run's cache): copy it "
+                 "along" if adapter["base_is_local_path"] else "the model the run started from")
+        fmt_adapter = (f"\nThis folder holds the LoRA adapter only (peft), not the weights: load it on its base, "
+                       f"`{adapter['base']}`, {where}.\n")
+    else:
+        load_code = ('path = "path/to/this/folder"\n'
+                     'tok = AutoTokenizer.from_pretrained(path)\n'
+                     'model = AutoModelForCausalLM.from_pretrained(path).eval()\n'
+                     'meta = json.load(open(f"{path}/pvg_prover.json"))')
+        fmt_adapter = ""
     return f"""{front}
 # pvg prover: run `{meta['run']['name']}`, round {k}
 
@@ -516,7 +549,7 @@ The prover of round {k} of a prover-verifier game, trained by PPO (`pvg` {meta['
 against that round's frozen verifier in two roles: **helpful** (correct and convincing) and
 **sneaky** (wrong but convincing). The sneaky role is trained to write subtly incorrect solutions
 that look right: use it to test verifiers and graders, never as a source of answers.
-
+{fmt_adapter}
 Why this round ({meta['selection']['mode']}): {meta['selection']['rule']}.
 
 ## Prompt format
@@ -535,10 +568,7 @@ sampled with temperature {g['temperature']}, top_p {g['top_p']}, top_k 0 and at 
 import json, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-path = "path/to/this/folder"
-tok = AutoTokenizer.from_pretrained(path)
-model = AutoModelForCausalLM.from_pretrained(path).eval()
-meta = json.load(open(f"{{path}}/pvg_prover.json"))
+{load_code}
 question = "Eva has read 18 pages. Eva reads 2 more pages. How many pages has Eva read now?"
 {prompt_code}
 enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
