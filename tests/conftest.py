@@ -20,6 +20,7 @@ width still sets its own.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +45,8 @@ def built_once(tmp_path_factory, name: str):
         if done.exists():
             yield folder, False
             return
-        folder.mkdir(exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # what a failed build left (pvg train refuses a used folder)
+        folder.mkdir()
         yield folder, True
         done.touch()  # only after the build returned: a failed build is tried again, not reused
 
