@@ -152,7 +152,7 @@ def across_seeds(runs: dict[int, tuple[Path, float | None]],
     return "\n".join(lines) + "\n"
 
 
-def tabulate(items: list[str]) -> None:
+def tabulate(items: list[str], label: str | None = None) -> None:
     runs: dict[int, tuple[Path, float | None]] = {}
     for item in items:
         seed, sep, path = item.partition("=")
@@ -164,7 +164,7 @@ def tabulate(items: list[str]) -> None:
     summary = across_seeds(runs)
     print(summary)
     sources = "\n".join(f"- seed {seed}: `{run}`" for seed, (run, _) in runs.items())
-    out = Path(__file__).parent / "results" / f"{sorted(names)[0]}-seeds.md"
+    out = Path(__file__).parent / "results" / f"{label or sorted(names)[0]}-seeds.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(f"## {', '.join(sorted(names))}: every seed, first and last round (tabulated)\n\n{sources}\n\n"
                    + summary)
@@ -186,9 +186,11 @@ def main() -> None:
     ap.add_argument("--attack-steps", type=int, default=150, help="the attacker's step cap per round (default 150)")
     ap.add_argument("--tabulate", nargs="+", metavar="SEED=RUN", help="print the every-seed table of finished run "
                     "folders instead of playing (written to bench/results/<run name>-seeds.md)")
+    ap.add_argument("--label", help="with --tabulate: name the table's file bench/results/<label>-seeds.md instead "
+                    "(games of one config name played under different code)")
     args = ap.parse_args()
     if args.tabulate:
-        tabulate(args.tabulate)
+        tabulate(args.tabulate, args.label)
         return
     if args.config is None:
         ap.error("a config to play, or --tabulate")

@@ -277,6 +277,10 @@ class PPOConfig(_Strict):
         0.95, gt=0, le=1, description="a PPO step's batch is an exploit when at least this share of its sneaky "
                                       "samples states a wrong answer and those ones' mean score reaches the "
                                       "helpful correct ones' (pvg/game/exploit.py)")
+    exploit_window: int = Field(
+        4, ge=1, description="PPO batches pooled by the exploit test (the last this many, together): one batch's "
+                             "mean score is too noisy to tell a learned exploit from a lucky draw; the earliest "
+                             "exploit is then after exploit_window - 1 updates")
 
 
 class GameConfig(_Strict):

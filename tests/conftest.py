@@ -15,6 +15,10 @@ which a serial run's has not: pvg's console, writing to no terminal, then folds 
 of printing them whole (`pvg.progress.PvgConsole`), and so does every `pvg` subprocess the tests
 start. The workers drop it, so that both runs see what CI's serial run saw; a test that wants a
 width still sets its own.
+
+Ray runs its workers at nice 15, so a game's actors beside the other worker's in-process test (at
+nice 0) got almost no CPU and the longest game tests ran up to twice as long side by side. Every Ray
+the suite starts (in-process, `pvg` subprocesses, the test cluster) runs its workers at nice 0.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pvgrun import CONFIG, env, overrides, pvg_cmd
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)  # see the docstring
+os.environ.setdefault("RAY_worker_niceness", "0")  # see the docstring
 
 
 @contextmanager

@@ -60,20 +60,20 @@ def test_balanced_sets_take_the_first_of_each_kind_among_all_samples():
 
 
 def test_best_of_n_is_balanced_and_reused(run):
-    res = ok("eval", "best-of-n", run, "--n", "2", "--n", "4", "--problems", "30")
+    res = ok("eval", "best-of-n", run, "--n", "2", "--n", "4", "--problems", "12")
     assert res == stored(run, "best_of_n")
     assert res["samples"] == 16  # 4 x the largest n by default
     assert [r["round"] for r in res["rounds"]] == rounds_of(run)
     for r in res["rounds"]:
         assert set(r["n"]) == {"2", "4"}
         for cell in r["n"].values():
-            assert 0 <= cell["problems_kept"] <= 30
+            assert 0 <= cell["problems_kept"] <= 12
             assert (cell["accuracy"] is None) == (cell["problems_kept"] == 0)
     mtime = (run / "eval" / "best_of_n.json").stat().st_mtime_ns
-    again = pvg("eval", "best-of-n", run, "--n", "4", "--n", "2", "--problems", "30", "--samples", "16")
+    again = pvg("eval", "best-of-n", run, "--n", "4", "--n", "2", "--problems", "12", "--samples", "16")
     assert again.exit_code == 0 and "reusing" in again.stderr
     assert (run / "eval" / "best_of_n.json").stat().st_mtime_ns == mtime
-    forced = pvg("eval", "best-of-n", run, "--n", "2", "--n", "4", "--problems", "30", "--force")
+    forced = pvg("eval", "best-of-n", run, "--n", "2", "--n", "4", "--problems", "12", "--force")
     few = pvg("eval", "best-of-n", run, "--n", "4", "--samples", "2")
     assert few.exit_code == 2 and "--samples 2" in few.stderr
     assert forced.exit_code == 0 and "reusing" not in forced.stderr
@@ -171,6 +171,7 @@ def test_judges(run):
                 assert j[k] is None or 0 <= j[k] <= 1
         for j in r["judges"].values():
             assert j["capa_vs_verifier"] is None or -1 <= j["capa_vs_verifier"] <= 1
+            assert j["auroc"] is None or 0 <= j["auroc"] <= 1
 
 
 def test_attack(run):
@@ -178,11 +179,10 @@ def test_attack(run):
     assert res == stored(run, "attack_cgc")
     assert [r["round"] for r in res["rounds"]] == rounds_of(run)
     for r in res["rounds"]:
-        assert 1 <= len(r["history"]) <= 2 and r["history"][0]["step"] == 1
-        assert r["exploited"] == (r["steps_to_exploit"] is not None)
-        if r["exploited"]:  # the game's rule, checked on the step that ended the attack
-            last = r["history"][-1]
-            assert 1 - last["accuracy"] - last["no_answer_rate"] >= 0.95 and last["incorrect_mean_score"] >= r["target_score"]
+        assert len(r["history"]) == 2 and r["history"][0]["step"] == 1
+        # the exploit test pools ppo.exploit_window (4) batches: two cannot fill it, whatever they scored
+        assert not r["exploited"] and r["steps_to_exploit"] is None
+        assert "over the last 4 batches together" in res["exploit_rule"]
     assert res["lr"] == stored(run, "attack_cgc")["lr"]  # the game's ppo.lr unless --lr says otherwise
     fast = ok("eval", "attack", run, "--reward", "src_ordered", "--max-steps", "1", "--lr", "0.001")
     assert fast["lr"] == 0.001 and fast["reward"] == "src_ordered"
@@ -194,8 +194,8 @@ def test_attack(run):
 
 
 def test_w2s(run):
-    res = ok("eval", "w2s", run)
-    assert [r["round"] for r in res["rounds"]] == rounds_of(run)
+    res = ok("eval", "w2s", run, "--steps", "6")  # 6 of the run's 40: the arithmetic is what is checked here
+    assert res["steps"] == 6 and [r["round"] for r in res["rounds"]] == rounds_of(run)
     for r in res["rounds"]:
         assert r["train"] > 0 and r["test"] > 0
         for k in ("acc_weak", "acc_w2s", "acc_ceiling", "acc_student_untrained"):

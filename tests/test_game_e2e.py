@@ -26,7 +26,8 @@ ROUND_KEYS = [
     "helpful_mean_tokens", "sneaky_mean_tokens", "verifier_phase_s", "prover_phase_s",
 ]
 PPO_KEYS = ["round", "step", "reward_helpful", "reward_sneaky", "kl_to_init", "entropy", "clipfrac", "approx_kl",
-            "vf_loss", "pg_loss", "explained_variance"]
+            "vf_loss", "pg_loss", "explained_variance", "window_sneaky_incorrect_rate",
+            "window_sneaky_incorrect_mean_score", "window_helpful_correct_mean_score"]
 pytestmark = pytest.mark.slow
 
 

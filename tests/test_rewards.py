@@ -4,7 +4,7 @@ import pytest
 
 import random
 
-from pvg.game.exploit import check_exploit
+from pvg.game.exploit import ExploitWindow, check_exploit
 from pvg.game.rewards import (cgc_gate, cgc_reward, compute_rewards, correctness_reward, episode_roles,
                               goodhart_reward, leave_one_out, normalize_per_group, src_ordered_reward, src_reward)
 
@@ -200,6 +200,32 @@ def test_exploit_needs_the_incorrect_rate():
 def test_no_helpful_correct_solution_is_no_exploit():
     assert not check_exploit([5.0, 5.0, 1.0], [False, False, False], ["sneaky", "sneaky", "helpful"]).exploited
     assert not check_exploit([1.0], [True], ["helpful"]).exploited  # no sneaky role at all
+
+
+def test_the_exploit_window_pools_its_batches_and_waits_for_all_of_them():
+    w = ExploitWindow(2, 0.95)
+    # a lucky first batch (wrong at 3 against helpful correct at 1) is no exploit on its own: the window is not full
+    first = w.add([3.0, 3.0], 2, [1.0])
+    assert not first.exploited and first.sneaky_incorrect_score == pytest.approx(3.0)
+    # pooled with an unlucky one: wrong (3 + 3 - 3 - 3) / 4 = 0 under helpful (1 + 1) / 2 = 1
+    second = w.add([-3.0, -3.0], 2, [1.0])
+    assert second.sneaky_incorrect_score == pytest.approx(0.0) and second.helpful_correct_score == pytest.approx(1.0)
+    assert not second.exploited
+    # the first batch leaves the window: wrong (-3 - 3 + 2 + 4) / 4 = 0 against helpful (1 + 0) / 2 = 0.5: no;
+    assert not w.add([2.0, 4.0], 2, [0.0]).exploited
+    # then wrong (2 + 4 + 1 + 1) / 4 = 2 against helpful (0 + 2 + 2) / 3 = 4/3: exploited
+    got = w.add([1.0, 1.0], 2, [2.0, 2.0])
+    assert got.helpful_correct_score == pytest.approx(4 / 3) and got.exploited
+
+
+def test_the_exploit_window_pools_the_incorrect_rate_and_takes_a_fixed_target():
+    w = ExploitWindow(2, 0.95, target=0.5)
+    w.add([1.0, 1.0], 2)
+    # 3 of 4 wrong (75%) although the wrong ones average 1 >= 0.5: no exploit
+    got = w.add([1.0], 2)
+    assert got.sneaky_incorrect_rate == pytest.approx(0.75) and not got.exploited
+    assert ExploitWindow(1, 0.95, target=0.5).add([0.5, 0.5], 2).exploited  # the target, not a helpful batch
+    assert not ExploitWindow(1, 0.95).add([0.5, 0.5], 2).exploited  # no target and no helpful correct: no exploit
 
 
 def test_cgc_reward_custom_v0():

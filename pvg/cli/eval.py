@@ -254,8 +254,9 @@ def attack_cmd(
     steps = max_steps or EvalRun.open(run_dir).cfg.ppo.max_steps
     if lr is not None and not (0 < lr < float("inf")):
         raise PvgError(f"--lr {lr}: give a positive, finite learning rate")
-    res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 3,
-                                                 "lr": lr},
+    window = EvalRun.open(run_dir).cfg.ppo.exploit_window
+    res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 4,
+                                                 "window": window, "lr": lr},
                    lambda run: steps * len(run.rounds(what="an attack")),
                    lambda run, adv: atk.attack(run, reward, steps, seed, adv, lr), atk.figure, force)
     t = _table(f"{reward} attacker, at most {res['max_steps']} PPO steps per round, lr {res.get('lr', '?')} "
@@ -274,6 +275,8 @@ def w2s_cmd(
     run_dir: str = RUN_DIR_ARG,
     student: Optional[str] = typer.Option(None, "--student", help="The strong student's starting weights (hub id or "
                                           "path); default: the run's initial prover."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="The student's training steps, each of the two "
+                                        "trainings (default: the run's verifier.train_steps)."),
     seed: int = SEED,
     force: bool = FORCE,
     as_json: bool = JSON,
@@ -282,9 +285,9 @@ def w2s_cmd(
     trained on ground truth; PGR = (acc_w2s - acc_weak) / (acc_ceiling - acc_weak)."""
     from pvg.eval import w2s as w
 
-    res = run_eval(run_dir, "w2s", {"student": student, "seed": seed},
+    res = run_eval(run_dir, "w2s", {"student": student, "seed": seed, "steps": steps},
                    lambda run: len(run.rounds(needs=("verifier",), what="weak-to-strong")),
-                   lambda run, adv: w.w2s(run, student, seed, adv), w.figure, force)
+                   lambda run, adv: w.w2s(run, student, seed, adv, steps), w.figure, force)
     t = _table(f"weak-to-strong, student: {escape(res['student'])} (accuracy on held-out pool solutions)",
                ["round", "weak", "strong on weak", "ceiling", "untrained", "PGR", "κp weak/strong"])
     for r in res["rounds"]:

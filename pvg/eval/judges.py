@@ -11,7 +11,8 @@ game shapes them:
 Each round's prover writes fresh solutions of both roles to held-out test problems; a judge accepts
 a solution when its score reaches the judge's threshold (the median score it gives the correct
 solutions it was trained on). Reported per round: each judge's accuracy on helpful and on sneaky
-solutions, the share of sneaky incorrect ones it accepts, and its CAPA similarity κp to the round's
+solutions, the share of sneaky incorrect ones it accepts, its AUROC on all of the round's solutions
+(correct against incorrect, no threshold), and its CAPA similarity κp to the round's
 verifier (accept probabilities `sigmoid(score − threshold)`; 0 means they err independently). A
 legible helpful prover keeps the judges accurate on its solutions as the rounds go by.
 """
@@ -29,6 +30,7 @@ from pvg.eval.sampling import device, sample
 from pvg.eval.similarity import accept_probability, capa_binary
 from pvg.eval.store import EvalRun
 from pvg.data.roles import ROLES, verifier_text
+from pvg.game.metrics import auroc
 from pvg.game.verifier_train import score_texts
 
 JUDGES = {"full": "whole solutions", "prefix": "first half of each solution's lines"}
@@ -84,6 +86,10 @@ def judge_round(scores: list[float], threshold: float, sols) -> dict:
         out[f"{role}_accuracy"] = sum(accept[i] == sols[i].correct for i in idx) / len(idx) if idx else None
     fooled = [accept[i] for i, s in enumerate(sols) if s.role == "sneaky" and not s.correct]
     out["sneaky_accepted"] = sum(fooled) / len(fooled) if fooled else None
+    # threshold-free: on a round of ~99% correct helpful solutions the accuracies above mostly restate
+    # where the threshold sits (the median of correct scores accepts about half of them)
+    labels = [s.correct for s in sols]
+    out["auroc"] = auroc(scores, labels) if 0 < sum(labels) < len(labels) else None
     return out
 
 

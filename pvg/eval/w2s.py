@@ -6,7 +6,7 @@ For a round k, its pool's solutions (the verifier's half of the problems) are sp
 70% to train and 30% to test. The weak supervisor is round k's verifier: its labels are its accept
 decisions (score ≥ the round's acceptance threshold). The strong student is a larger model, by
 default the run's initial prover (about eight times the tiny verifier) with a fresh one-logit head,
-trained with the verifier's recipe (steps, batch, learning rate) twice from the same start: on the
+trained with the verifier's recipe (steps, batch, learning rate; `--steps` changes the steps) twice from the same start: on the
 weak labels (w2s) and on the true correctness (the ceiling). On the test split:
 
     PGR = (acc_w2s − acc_weak) / (acc_ceiling − acc_weak)
@@ -46,7 +46,7 @@ def student_base(run: EvalRun, student: str | None) -> tuple[str, str]:
     return str(run.warmstart("prover", "the w2s student")), str(run.warmstart("tokenizer", "the w2s student"))
 
 
-def train_student(base: str, tok, texts: list[str], labels: list[bool], cfg, seed: int):
+def train_student(base: str, tok, texts: list[str], labels: list[bool], cfg, seed: int, steps: int | None = None):
     """A fresh classifier from `base`, trained with binary cross-entropy on (text, label)."""
     from pvg.game.models import load_verifier
 
@@ -58,7 +58,7 @@ def train_student(base: str, tok, texts: list[str], labels: list[bool], cfg, see
     tok.padding_side = "right"
     model.train()
     order: list[int] = []
-    for _ in range(cfg.train_steps):
+    for _ in range(steps or cfg.train_steps):
         if len(order) < batch:
             more = list(range(len(texts)))
             rng.shuffle(more)
@@ -81,7 +81,7 @@ def _accuracy(decisions: list[bool], truth: list[bool]) -> float:
     return sum(d == t for d, t in zip(decisions, truth)) / len(truth)
 
 
-def w2s_round(run: EvalRun, k: int, student: str | None, seed: int) -> dict:
+def w2s_round(run: EvalRun, k: int, student: str | None, seed: int, steps: int | None = None) -> dict:
     from pvg.game.models import load_verifier, quiet_libraries
     from pvg.data.tokenizer import load_tokenizer
 
@@ -105,7 +105,7 @@ def w2s_round(run: EvalRun, k: int, student: str | None, seed: int) -> dict:
     results = {}
     for name, labels in (("w2s", [r["verifier_score"] >= threshold for r in train]),
                          ("ceiling", [bool(r["correct"]) for r in train])):
-        model = train_student(base, tok, [text(r) for r in train], labels, cfg, seed)
+        model = train_student(base, tok, [text(r) for r in train], labels, cfg, seed, steps)
         logits = score_texts(model, tok, [text(r) for r in test], cfg.max_length)
         results[name] = {"accuracy": _accuracy([x >= 0 for x in logits], truth), "logits": logits}
     acc_weak = _accuracy(weak_test, truth)
@@ -123,12 +123,13 @@ def w2s_round(run: EvalRun, k: int, student: str | None, seed: int) -> dict:
             "pgr": pgr, "capa_weak_strong": kappa}
 
 
-def w2s(run: EvalRun, student: str | None, seed: int, advance=lambda **_: None) -> dict:
+def w2s(run: EvalRun, student: str | None, seed: int, advance=lambda **_: None, steps: int | None = None) -> dict:
     rows = []
     for k in run.rounds(needs=("verifier",), what="weak-to-strong"):
-        rows.append(w2s_round(run, k, student, seed))
+        rows.append(w2s_round(run, k, student, seed, steps))
         advance()
-    return {"student": student or "the run's initial prover", "rounds": rows}
+    return {"student": student or "the run's initial prover", "steps": steps or run.cfg.verifier.train_steps,
+            "rounds": rows}
 
 
 def figure(result: dict, dpi: int = 100) -> bytes:

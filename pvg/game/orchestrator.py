@@ -29,7 +29,7 @@ from pvg.data.grading import extract_answer, is_correct, states_answer
 from pvg.game.metrics import legibility_metrics
 from pvg.game.pool import INITIAL, PoolRow, mixture_pairs, read_rounds, write_round
 from pvg.progress import console, progress_bar
-from pvg.game.exploit import check_exploit
+from pvg.game.exploit import ExploitWindow, batch_parts, check_exploit
 from pvg.game.rewards import compute_rewards, episode_roles, leave_one_out
 from pvg.data.roles import ROLES, verifier_text
 from pvg.run.folder import RemoteLock, RunFolder, RunLock, resume_command
@@ -444,6 +444,7 @@ class Orchestrator:
         self.prover.reset(seed_for(cfg.run.seed, k, "prover-init"))
         steps_to_exploit, last, kl_to_init = None, {}, None
         ppo_step0 = self.rf.ppo_steps_before(k)  # the rounds before this one, on TensorBoard's one PPO axis
+        window = ExploitWindow(ppo.exploit_window, ppo.exploit_incorrect_rate)
         with progress_bar(f"round {k}: prover PPO", ppo.max_steps, self.progress) as advance:
             for step in range(ppo.max_steps):
                 problems = self._problem_batch(self.sides["prover"], ppo.problems_per_step,
@@ -460,11 +461,12 @@ class Orchestrator:
                 # the exploit test reads this batch, drawn by the policy after `step` updates: an
                 # exploiting policy is not updated once more before the phase ends
                 answered = [states_answer(s["text"]) for s in samples]
-                check = check_exploit(scores, correct, roles, ppo.exploit_incorrect_rate, answered)
+                check = check_exploit(scores, correct, roles, ppo.exploit_incorrect_rate, answered)  # this batch
+                pooled = window.add(*batch_parts(scores, correct, roles, answered))  # what the test decides on
                 rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes],
                                           cgc_margin=ppo.cgc_margin, cgc_v0=ppo.cgc_v0, answered=answered)
                 stats, update_s = {}, 0.0
-                if not check.exploited:
+                if not pooled.exploited:
                     t_update = time.time()
                     kl_coefs = None if ppo.sneaky_kl_coef is None else [
                         ppo.sneaky_kl_coef if r == "sneaky" else ppo.kl_coef for r in roles]
@@ -472,7 +474,7 @@ class Orchestrator:
                                                    kl_coefs=kl_coefs)
                     update_s = time.time() - t_update
                 last = {
-                    "kind": "ppo", "round": k, "step": step + 1, "updates": step + (not check.exploited),
+                    "kind": "ppo", "round": k, "step": step + 1, "updates": step + (not pooled.exploited),
                     "reward_helpful": _mean(rewards, roles, "helpful"), "reward_sneaky": _mean(rewards, roles, "sneaky"),
                     "helpful_pass_rate": _mean([float(c) for c in correct], roles, "helpful"),
                     "sneaky_incorrect_rate": check.sneaky_incorrect_rate if "sneaky" in roles else None,
@@ -480,7 +482,10 @@ class Orchestrator:
                     "sneaky_mean_score": _mean(scores, roles, "sneaky"),
                     "sneaky_incorrect_mean_score": check.sneaky_incorrect_score,
                     "helpful_correct_mean_score": check.helpful_correct_score,
-                    "exploited": check.exploited,
+                    "window_sneaky_incorrect_rate": pooled.sneaky_incorrect_rate if "sneaky" in roles else None,
+                    "window_sneaky_incorrect_mean_score": pooled.sneaky_incorrect_score,
+                    "window_helpful_correct_mean_score": pooled.helpful_correct_score,
+                    "exploited": pooled.exploited,
                     **stats,
                     # throughput: sampled tokens per second of sampling, and the update's wall time
                     "sample_s": round(sample_s, 3), "update_s": round(update_s, 3),
@@ -490,7 +495,7 @@ class Orchestrator:
                 self._log_scalars("ppo", last, ppo_step0 + step + 1)
                 shown = dict(reward_h=last["reward_helpful"], reward_s=last["reward_sneaky"], kl=stats.get("kl_to_init"))
                 advance(**{key: v for key, v in shown.items() if v is not None})
-                if check.exploited:
+                if pooled.exploited:
                     steps_to_exploit = step
                     break
                 kl_to_init = stats.get("kl_to_init")
