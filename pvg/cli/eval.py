@@ -251,12 +251,12 @@ def attack_cmd(
 
     if reward not in ("src", "src_ordered", "cgc", "goodhart"):
         raise PvgError(f"--reward {reward}: choose src, src_ordered, cgc or goodhart")
-    steps = max_steps or EvalRun.open(run_dir).cfg.ppo.max_steps
     if lr is not None and not (0 < lr < float("inf")):
         raise PvgError(f"--lr {lr}: give a positive, finite learning rate")
-    window = EvalRun.open(run_dir).cfg.ppo.exploit_window
+    ppo = EvalRun.open(run_dir).cfg.ppo
+    steps = max_steps or ppo.max_steps
     res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 4,
-                                                 "window": window, "lr": lr},
+                                                 "window": ppo.exploit_window, "lr": lr},
                    lambda run: steps * len(run.rounds(what="an attack")),
                    lambda run, adv: atk.attack(run, reward, steps, seed, adv, lr), atk.figure, force)
     t = _table(f"{reward} attacker, at most {res['max_steps']} PPO steps per round, lr {res.get('lr', '?')} "

@@ -29,7 +29,7 @@ from pvg.data.grading import extract_answer, is_correct, states_answer
 from pvg.game.metrics import legibility_metrics
 from pvg.game.pool import INITIAL, PoolRow, mixture_pairs, read_rounds, write_round
 from pvg.progress import console, progress_bar
-from pvg.game.exploit import ExploitWindow, batch_parts, check_exploit
+from pvg.game.exploit import ExploitWindow, batch_parts
 from pvg.game.rewards import compute_rewards, episode_roles, leave_one_out
 from pvg.data.roles import ROLES, verifier_text
 from pvg.run.folder import RemoteLock, RunFolder, RunLock, resume_command
@@ -461,8 +461,9 @@ class Orchestrator:
                 # the exploit test reads this batch, drawn by the policy after `step` updates: an
                 # exploiting policy is not updated once more before the phase ends
                 answered = [states_answer(s["text"]) for s in samples]
-                check = check_exploit(scores, correct, roles, ppo.exploit_incorrect_rate, answered)  # this batch
-                pooled = window.add(*batch_parts(scores, correct, roles, answered))  # what the test decides on
+                parts = batch_parts(scores, correct, roles, answered)
+                check = ExploitWindow(1, ppo.exploit_incorrect_rate).add(*parts)  # this batch alone, logged
+                pooled = window.add(*parts)  # what the test decides on
                 rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes],
                                           cgc_margin=ppo.cgc_margin, cgc_v0=ppo.cgc_v0, answered=answered)
                 stats, update_s = {}, 0.0
