@@ -68,7 +68,8 @@ class DataConfig(_Strict):
     max_operand: int = Field(20, ge=2, le=10_000, description="largest number added or taken away in one step")
     max_value: int = Field(200, ge=10, le=9_999, description="largest running value a multiplication may reach")
     flaws_per_problem: int = Field(2, ge=1, le=8, description="planted-flaw solutions per synthetic problem "
-                                                              "(fewer only where no more distinct ones exist)")
+                                                              "(fewer only where no more distinct ones exist), the kinds "
+                                                              "taken in turn")
     flaw_kinds: list[FlawKind] = Field(
         default_factory=lambda: ["arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value"],
         min_length=1,
@@ -207,7 +208,7 @@ class WarmstartConfig(_Strict):
                           "kind left out is one the sneaky role learns but the round-0 verifier never saw")
     sneaky_flaw_kinds: list[FlawKind] | None = Field(
         None, description="planted-flaw kinds the sneaky role's warm start is taught (default: all of "
-                          "data.flaw_kinds); a problem with none of them gives no sneaky example")
+                          "data.flaw_kinds); a problem with none of them is taught one of its other flaws")
     sneaky_fraction: float = Field(0.5, ge=0, le=1, description="chance that a problem gives the prover's warm "
                                                                 "start a sneaky (planted-flaw) example, and, drawn "
                                                                 "apart, 1 minus it a helpful one")

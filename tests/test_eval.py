@@ -190,6 +190,12 @@ def test_attack(run):
     assert gh["reward"] == "goodhart" and "accuracy < 0.2" in gh["exploit_rule"]
     bad = pvg("eval", "attack", run, "--reward", "nope")
     assert bad.exit_code == 2 and "src, src_ordered, cgc or goodhart" in bad.stderr
+    last = rounds_of(run)[-1]
+    one = ok("eval", "attack", run, "--reward", "src_ordered", "--max-steps", "1", "--rounds", str(last))
+    assert [r["round"] for r in one["rounds"]] == [last] and one == stored(run, "attack_src_ordered")
+    for rounds, says in ((f"{last + 1}", f"no finished round {last + 1}"), ("0,x", "comma-separated")):
+        bad = pvg("eval", "attack", run, "--rounds", rounds)
+        assert bad.exit_code == 2 and says in bad.stderr and "Traceback" not in bad.stderr
     assert pvg("eval", "attack", run, "--lr", "inf").exit_code == 2
 
 

@@ -1,9 +1,11 @@
+import random
 import re
 from collections import Counter
 
 import pytest
 
 from pvg.data.grading import is_correct
+from pvg.data.flaw_draw import KindDraw
 from pvg.data.synth import DEFAULT_FLAW_KINDS, FLAW_KINDS, generate
 
 # "<the question's words for the step>: a op b = c"
@@ -197,6 +199,31 @@ def test_flaws_per_problem():
     ps = generate(30, seed=2, flaws_per_problem=4, min_steps=4, max_steps=6)
     assert all(1 <= len(p.flawed) <= 4 for p in ps)
     assert sum(len(p.flawed) == 4 for p in ps) >= 25
+
+
+def test_kinds_are_drawn_in_turn_and_a_failing_kind_gives_up():
+    draw = KindDraw(["a", "b", "c"], random.Random(0), give_up=2)
+    first = []
+    for _ in range(3):
+        first.append(draw.next())
+        draw.record(first[-1], True)
+    assert sorted(first) == ["a", "b", "c"]  # each kind once before any twice
+    draw.record("a", False)
+    draw.record("a", False)
+    assert {draw.next() for _ in range(30)} == {"b", "c"}
+    for kind in "bb" "cc":
+        draw.record(kind, False)
+    assert draw.next() is None
+
+
+def test_a_kind_that_fits_is_planted_in_nearly_every_problem():
+    """The tiny config's four kinds, four flaws a problem: drawn uniformly, stale_operand was missing
+    from 33% of the problems though it fits nearly all of them (the sneaky role's warm start is taught
+    that kind only)."""
+    kinds = ["wrong_operation", "misread_quantity", "dropped_step", "stale_operand"]
+    ps = generate(400, seed=0, min_steps=2, max_steps=3, flaws_per_problem=4, flaw_kinds=kinds)
+    for kind in ("wrong_operation", "stale_operand"):  # fit every step / every step that uses a result
+        assert sum(any(f.flaw.kind == kind for f in p.flawed) for p in ps) / len(ps) >= 0.9, kind
 
 
 def test_max_start_bounds_starting_quantity():

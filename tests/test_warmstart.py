@@ -244,20 +244,27 @@ def test_flaw_kinds_held_out_of_the_judge():
 
 
 def test_the_sneaky_warm_start_can_be_taught_some_flaw_kinds_only():
-    """`warmstart.sneaky_flaw_kinds`: every sneaky example is a flaw of those kinds, helpful examples
-    are the references as before; left unset, the examples (and so old caches' keys) are unchanged."""
+    """`warmstart.sneaky_flaw_kinds`: a sneaky example is a flaw of those kinds wherever the problem
+    has one, and one of its other flaws where it has none (so the sneaky prompt is trained, and
+    wrong, on every problem); helpful examples are the references as before; left unset, the examples
+    (and so old caches' keys) are unchanged."""
     from pvg.data.dataset import load_split
-    from pvg.game.warmstart import only_flaw_kinds, sft_examples
+    from pvg.game.warmstart import sft_examples, sneaky_flaws
 
     cfg = load_config(None, MICRO + ["run.cache_dir=/x"])
     problems = load_split(cfg.data, cfg.run.seed)["prover"]
-    by_text = {f.compact: f.flaw.kind for p in problems for f in p.flawed}
-    refs = {p.compact_reference for p in problems}
     kind = sorted({f.flaw.kind for p in problems for f in p.flawed})[0]
-    taught = sft_examples(only_flaw_kinds(problems, [kind]), 0.5, 0)
-    sneaky = [e.completion for e in taught if "sneaky" in e.prompt]
-    assert sneaky and {by_text[c] for c in sneaky} == {kind}
-    assert all(e.completion in refs for e in taught if "sneaky" not in e.prompt)
-    assert sft_examples(only_flaw_kinds(problems, None), 0.5, 0) == sft_examples(problems, 0.5, 0)
+    has_kind = [p for p in problems if any(f.flaw.kind == kind for f in p.flawed)]
+    assert 0 < len(has_kind) < len(problems)
+    for p, taught in zip(problems, sneaky_flaws(problems, [kind])):
+        assert taught.id == p.id and taught.flawed
+        kinds = {f.flaw.kind for f in taught.flawed}
+        assert kinds == {kind} if p in has_kind else kinds == {f.flaw.kind for f in p.flawed}
+    examples = sft_examples(sneaky_flaws(problems, [kind]), 1.0, 0)
+    assert sum("sneaky" in e.prompt for e in examples) == len(problems)
+    refs = {p.compact_reference for p in problems}
+    assert all(e.completion in refs for e in sft_examples(sneaky_flaws(problems, [kind]), 0.5, 0)
+               if "sneaky" not in e.prompt)
+    assert sft_examples(sneaky_flaws(problems, None), 0.5, 0) == sft_examples(problems, 0.5, 0)
     assert cache_key(cfg) == cache_key(load_config(None, MICRO + ["run.cache_dir=/x", "warmstart.sneaky_flaw_kinds=null"]))
     assert cache_key(cfg) != cache_key(load_config(None, MICRO + ["run.cache_dir=/x", f"warmstart.sneaky_flaw_kinds=[{kind}]"]))

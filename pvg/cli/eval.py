@@ -229,6 +229,18 @@ def similarity_cmd(
     _emit(res, as_json, t)
 
 
+def _round_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        rounds = [int(part) for part in text.split(",")]
+    except ValueError:
+        rounds = [-1]
+    if any(k < 0 for k in rounds):
+        raise PvgError(f"--rounds {text}: give round numbers, comma-separated (e.g. 0 or 0,3)")
+    return rounds
+
+
 @eval_app.command("attack")
 @friendly
 def attack_cmd(
@@ -240,6 +252,8 @@ def attack_cmd(
     lr: Optional[float] = typer.Option(None, "--lr", min=0, help="The attacker's learning rate (default: the run's "
                                                                  "ppo.lr). With no helpful role to keep it may be "
                                                                  "higher than the game's."),
+    rounds: Optional[str] = typer.Option(None, "--rounds", help="Only these finished rounds, comma-separated "
+                                         "(e.g. 0 or 0,3; default: every finished round)."),
     seed: int = SEED,
     force: bool = FORCE,
     as_json: bool = JSON,
@@ -253,12 +267,13 @@ def attack_cmd(
         raise PvgError(f"--reward {reward}: choose src, src_ordered, cgc or goodhart")
     if lr is not None and not (0 < lr < float("inf")):
         raise PvgError(f"--lr {lr}: give a positive, finite learning rate")
+    only = _round_list(rounds)
     ppo = EvalRun.open(run_dir).cfg.ppo
     steps = max_steps or ppo.max_steps
-    res = run_eval(run_dir, f"attack_{reward}", {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 4,
-                                                 "window": ppo.exploit_window, "lr": lr},
-                   lambda run: steps * len(run.rounds(what="an attack")),
-                   lambda run, adv: atk.attack(run, reward, steps, seed, adv, lr), atk.figure, force)
+    params = {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 4, "window": ppo.exploit_window,
+              "lr": lr} | ({"rounds": only} if only is not None else {})  # unset: old stored results still match
+    res = run_eval(run_dir, f"attack_{reward}", params, lambda run: steps * len(atk.attacked_rounds(run, only)),
+                   lambda run, adv: atk.attack(run, reward, steps, seed, adv, lr, only), atk.figure, force)
     t = _table(f"{reward} attacker, at most {res['max_steps']} PPO steps per round, lr {res.get('lr', '?')} "
                f"({escape(res['exploit_rule'])})",
                ["round", "steps to exploit", "last accuracy", "last wrong ones' mean score", "target score"])

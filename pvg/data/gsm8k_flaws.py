@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Sequence
 
+from pvg.data.flaw_draw import KindDraw
 from pvg.data.problems import Flaw, FlawedSolution, Problem
 
 ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>=]+)>>")
@@ -280,15 +281,19 @@ def planted_flaws(problem: Problem, kinds: Sequence[str], count: int, rng: rando
         return ()
     out: list[FlawedSolution] = []
     seen: set[tuple[str, int]] = set()
+    draw = KindDraw(kinds, rng)
     for _ in range(40):
-        if len(out) == count:
+        if len(out) == count or (kind := draw.next()) is None:
             break
-        kind, k = rng.choice(list(kinds)), rng.randrange(len(calcs))
+        k = rng.randrange(len(calcs))
         if (kind, k) in seen:
+            draw.record(kind, False)
             continue
         seen.add((kind, k))
         f = plant(problem, kind, k, rng, calcs)
-        if f is not None and all(f.text != g.text for g in out):
+        ok = f is not None and all(f.text != g.text for g in out)
+        draw.record(kind, ok)
+        if ok:
             out.append(f)
     return tuple(out)
 

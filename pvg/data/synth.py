@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
+from pvg.data.flaw_draw import KindDraw
 from pvg.data.problems import Difficulty, Flaw, FlawedSolution, Problem, stable_id
 
 FLAW_KINDS = ("arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value", "miscopied_answer",
@@ -270,24 +271,24 @@ def flawed_solutions(
 ) -> list[FlawedSolution]:
     out: list[FlawedSolution] = []
     seen: set[tuple[str, int]] = set()
+    draw = KindDraw(kinds, rng)
     for _ in range(40):
-        if len(out) == count:
+        if len(out) == count or (kind := draw.next()) is None:
             break
-        kind, k = rng.choice(list(kinds)), rng.randrange(len(steps))
+        k = rng.randrange(len(steps))
         if (kind, k) in seen:
+            draw.record(kind, False)
             continue
         planted = plant_flaw(steps, kind, k, rng)
-        if planted is None:
+        values = None if planted is None else execute(planted.steps, planted.slip)
+        final = None if values is None else values[-1] + planted.answer_off
+        compact = None if final is None or final == answer or not 0 <= final <= MAX_VALUE else (
+            render(planted.steps, values, "compact", final))
+        # a duplicate too (e.g. dropping either of two identical steps)
+        if compact is None or any(f.compact == compact for f in out):
+            draw.record(kind, False)
             continue
-        values = execute(planted.steps, planted.slip)
-        if values is None:
-            continue
-        final = values[-1] + planted.answer_off
-        if final == answer or not 0 <= final <= MAX_VALUE:
-            continue
-        compact = render(planted.steps, values, "compact", final)
-        if any(f.compact == compact for f in out):  # e.g. dropping either of two identical steps
-            continue
+        draw.record(kind, True)
         seen.add((kind, k))
         out.append(
             FlawedSolution(

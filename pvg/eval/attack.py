@@ -21,6 +21,7 @@ import random
 import statistics
 
 
+from pvg.errors import PvgError
 from pvg.eval.sampling import device
 from pvg.eval.store import EvalRun
 from pvg.data.grading import is_correct, states_answer
@@ -112,9 +113,21 @@ def attack_round(run: EvalRun, k: int, reward: str, max_steps: int, seed: int, a
             "target_score": target if target != float("inf") else None, "history": history}
 
 
+def attacked_rounds(run: EvalRun, only: list[int] | None) -> list[int]:
+    """The finished rounds to attack: all, or those of `only` (a long budget against round 0 alone
+    says whether its verifier is exploitable at all, at a quarter of the cost)."""
+    have = run.rounds(what="an attack")
+    if only is None:
+        return have
+    if missing := sorted(set(only) - set(have)):
+        raise PvgError(f"--rounds {' '.join(map(str, missing))}: {run.location} has no finished round "
+                       f"{', '.join(map(str, missing))}; its finished rounds are {' '.join(map(str, have))}")
+    return sorted(set(only))
+
+
 def attack(run: EvalRun, reward: str, max_steps: int, seed: int, advance=lambda *_, **__: None,
-           lr: float | None = None) -> dict:
-    rows = [attack_round(run, k, reward, max_steps, seed, advance, lr) for k in run.rounds(what="an attack")]
+           lr: float | None = None, only: list[int] | None = None) -> dict:
+    rows = [attack_round(run, k, reward, max_steps, seed, advance, lr) for k in attacked_rounds(run, only)]
     rule = (f"accuracy < {GOODHART_ACCURACY}" if reward == "goodhart" else
             f"over the last {run.cfg.ppo.exploit_window} batches together, >= {run.cfg.ppo.exploit_incorrect_rate:.0%} "
             "state a wrong answer and those ones' mean score >= the round's helpful correct mean")

@@ -40,7 +40,7 @@ from pvg.game.sidejob import SideJob
 from pvg.data.tokenizer import save_tokenizer, train_tokenizer
 from pvg.game.verifier_train import Pair, TokenLabels, departure_labels, score_texts, train_verifier, train_verifier_tokens
 
-WARMSTART_FORMAT = 3  # 3: the verifier's side learns from the verifier's half only; bump when the warm-start recipe changes, so old caches are not reused
+WARMSTART_FORMAT = 4  # 4: flaw kinds planted in turn, the sneaky role taught on every problem; bump when the warm-start recipe changes, so old caches are not reused
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def _device() -> torch.device:
 def warm_prover(cfg: PvgConfig, tok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
     """Supervised training on both roles, then each role sampled on held-out problems."""
     prover = build_tiny_causal_lm(tok, cfg.prover.tiny, cfg.run.seed).to(_device())
-    taught = only_flaw_kinds(train, cfg.warmstart.sneaky_flaw_kinds)  # the sneaky role's kinds, if narrowed
+    taught = sneaky_flaws(train, cfg.warmstart.sneaky_flaw_kinds)  # the sneaky role's kinds, if narrowed
     examples = encode(tok, sft_examples(taught, cfg.warmstart.sneaky_fraction, cfg.run.seed), cfg.prover.tiny.max_positions)
     advance = add_bar("warm start: prover SFT", cfg.warmstart.prover_steps)
     losses = train_lm(prover, examples, steps=cfg.warmstart.prover_steps, batch_size=cfg.warmstart.batch_size,
@@ -208,13 +208,25 @@ def warm_prover(cfg: PvgConfig, tok, train: list[Problem], test: list[Problem], 
 
 
 def only_flaw_kinds(problems: list[Problem], kinds: list[str] | None) -> list[Problem]:
-    """The problems with only the planted flaws of `kinds` (all when None), for the judge and for the
-    sneaky role's warm start: a kind the sneaky role learns but the verifier never sees before the
-    game is its honest blind spot, for rounds to close."""
+    """The problems with only the planted flaws of `kinds` (all when None), for the judge: a kind the
+    sneaky role learns (`sneaky_flaws`) but the verifier never sees before the game is its honest
+    blind spot, for rounds to close."""
     if kinds is None:
         return problems
     keep = set(kinds)
     return [dataclasses.replace(p, flawed=tuple(f for f in p.flawed if f.flaw.kind in keep)) for p in problems]
+
+
+def sneaky_flaws(problems: list[Problem], kinds: list[str] | None) -> list[Problem]:
+    """The sneaky role's examples: the flaws of `kinds` where a problem has any, its other flaws where
+    it has none. Dropping such a problem instead left the sneaky prompt untrained on it, and round 0's
+    sneaky role right on 7.6% of problems, short of the exploit rule's 95% wrong before PPO began:
+    docs/results.md#every-problem-a-sneaky-example."""
+    if kinds is None:
+        return problems
+    keep = set(kinds)
+    return [dataclasses.replace(p, flawed=own) if (own := tuple(f for f in p.flawed if f.flaw.kind in keep)) else p
+            for p in problems]
 
 
 def warm_verifier(cfg: PvgConfig, vtok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
