@@ -10,8 +10,8 @@
 Writes `bench/results/<run name>.md` (the table docs/results.md quotes) and prints it; with `--seeds`,
 one section a seed (its own warm start and game, run one after another so that each is timed
 alone) and a last table of each seed's first and last round, written to
-`bench/results/<run name>-seeds.md`. `--tabulate SEED=RUN ...` makes that last table from finished
-run folders (seeds played apart, or resumed), with no minutes: a resumed game has no one wall
+`bench/results/<run name>-seeds.md`. `--tabulate SEED=RUN ...` makes that last table from run
+folders (seeds played apart, resumed, or stopped by hand after some rounds), with no minutes: a resumed game has no one wall
 time. One seed's game says little: a dynamic worth reporting shows in every seed. Timing claims
 live here, not in tests: they depend on the machine (record `nproc` with the numbers).
 
@@ -140,8 +140,11 @@ def across_seeds(runs: dict[int, tuple[Path, float | None]],
         minutes = "—" if wall is None else f"{wall / 60:.1f}"
         rounds = round_rows(run)
         first, last = rounds[0], rounds[-1]
-        summary = json.loads((run / "summary.json").read_text())
-        stop = "round limit" if summary["stop_reason"].startswith("reached") else "stop rule"
+        if (run / "summary.json").is_file():
+            summary = json.loads((run / "summary.json").read_text())
+            stop = "round limit" if summary["stop_reason"].startswith("reached") else "stop rule"
+        else:  # stopped by hand: `pvg train --resume` plays on
+            stop = "stopped, resumable"
         lines.append(
             f"| {seed} | {minutes} | {stop} | {len(rounds)} | {first['verifier_auroc']:.3f} → "
             f"{last['verifier_auroc']:.3f} | {first['sneaky_fool_rate']:.0%} → {last['sneaky_fool_rate']:.0%} | "
@@ -157,8 +160,8 @@ def tabulate(items: list[str], label: str | None = None) -> None:
     for item in items:
         seed, sep, path = item.partition("=")
         run = Path(path)
-        if not sep or not seed.isdigit() or not (run / "summary.json").is_file():
-            sys.exit(f"--tabulate {item}: expected SEED=RUN, RUN a finished run folder (with summary.json)")
+        if not sep or not seed.isdigit() or not (run / "metrics.jsonl").is_file() or not round_rows(run):
+            sys.exit(f"--tabulate {item}: expected SEED=RUN, RUN a run folder with at least one finished round")
         runs[int(seed)] = (run, None)
     names = {yaml.safe_load((r / "config.yaml").read_text())["run"]["name"] for r, _ in runs.values()}
     summary = across_seeds(runs)
@@ -184,8 +187,8 @@ def main() -> None:
     ap.add_argument("--attack", help="after each game, run `pvg eval attack --reward ATTACK` on it (e.g. src_ordered)")
     ap.add_argument("--attack-lr", type=float, help="the attacker's learning rate (default: the run's ppo.lr)")
     ap.add_argument("--attack-steps", type=int, default=150, help="the attacker's step cap per round (default 150)")
-    ap.add_argument("--tabulate", nargs="+", metavar="SEED=RUN", help="print the every-seed table of finished run "
-                    "folders instead of playing (written to bench/results/<run name>-seeds.md)")
+    ap.add_argument("--tabulate", nargs="+", metavar="SEED=RUN", help="print the every-seed table of run folders "
+                    "with at least one finished round instead of playing (written to bench/results/<run name>-seeds.md)")
     ap.add_argument("--label", help="with --tabulate: name the table's file bench/results/<label>-seeds.md instead "
                     "(games of one config name played under different code)")
     args = ap.parse_args()
