@@ -224,9 +224,7 @@ def sneaky_flaws(problems: list[Problem], kinds: list[str] | None) -> list[Probl
     docs/results.md#every-problem-a-sneaky-example."""
     if kinds is None:
         return problems
-    keep = set(kinds)
-    return [dataclasses.replace(p, flawed=own) if (own := tuple(f for f in p.flawed if f.flaw.kind in keep)) else p
-            for p in problems]
+    return [own if own.flawed else p for p, own in zip(problems, only_flaw_kinds(problems, kinds))]
 
 
 def warm_verifier(cfg: PvgConfig, vtok, train: list[Problem], test: list[Problem], out: Path, add_bar: AddBar) -> dict:
