@@ -44,6 +44,7 @@ COLUMNS = [
     ("verifier_soundness", "soundness", "{:.0%}"),
     ("sneaky_fool_rate", "sneaky fool rate", "{:.0%}"),
     ("steps_to_exploit", "steps to exploit", "{}"),
+    ("closest_gap", "closest window: wrong sneaky − helpful correct score", "{:+.2f}"),
     ("ppo_steps", "PPO steps", "{}"),
     ("kl_to_init", "KL to init", "{:.2f}"),
     ("helpful_mean_tokens", "helpful tokens", "{:.0f}"),
@@ -63,11 +64,31 @@ def fmt(value, pattern: str) -> str:
 
 def round_rows(run: Path) -> list[dict]:
     """The round rows, each with `phase_end_sneaky_incorrect`: the sneaky role's incorrect rate in the
-    prover phase's last PPO batch (the issue's "stays sneaky" measure, before the pool is sampled)."""
+    prover phase's last PPO batch (the issue's "stays sneaky" measure, before the pool is sampled), and
+    how near the phase came to an exploit (`closest_gap`)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    last_batch = {r["round"]: r for r in rows if r["kind"] == "ppo"}
-    return [r | {"phase_end_sneaky_incorrect": last_batch.get(r["round"], {}).get("sneaky_incorrect_rate")}
+    ppo = yaml.safe_load((run / "config.yaml").read_text()).get("ppo", {})
+    bar, size = ppo.get("exploit_incorrect_rate", 0.95), ppo.get("exploit_window", 4)
+    by_round: dict[int, list[dict]] = {}
+    for r in rows:
+        if r["kind"] == "ppo":
+            by_round.setdefault(r["round"], []).append(r)
+    return [r | {"phase_end_sneaky_incorrect": (by_round.get(r["round"]) or [{}])[-1].get("sneaky_incorrect_rate"),
+                 "closest_gap": closest_gap(by_round.get(r["round"], []), bar, size)}
             for r in rows if r["kind"] == "round"]
+
+
+def closest_gap(batches: list[dict], bar: float, size: int) -> float | None:
+    """The best pooled window's wrong-sneaky mean score minus its helpful-correct mean, among the full
+    windows that met the wrong-rate half of the exploit rule: >= 0 is an exploit, a small negative
+    value a near miss (None: no window was wrong enough). A count of updates alone hides how close
+    a phase came."""
+    gaps = [b["window_sneaky_incorrect_mean_score"] - b["window_helpful_correct_mean_score"]
+            for b in batches[size - 1:]
+            if (b.get("window_sneaky_incorrect_rate") or 0) >= bar
+            and b.get("window_sneaky_incorrect_mean_score") is not None
+            and b.get("window_helpful_correct_mean_score") is not None]
+    return max(gaps) if gaps else None
 
 
 def table(run: Path) -> str:
@@ -133,9 +154,10 @@ def across_seeds(runs: dict[int, tuple[Path, float | None]],
     """Each seed's round 0 against its last round: does the dynamic show in every seed?"""
     attacks = attacks or {}
     head = ("| seed | minutes | stop | rounds | AUROC first → last | fool rate first → last | "
-            "helpful pass first → last | steps to exploit, by round | sneaky incorrect at each phase's end |"
+            "helpful pass first → last | steps to exploit, by round | closest window's score gap, by round | "
+            "sneaky incorrect at each phase's end |"
             + (" attacker's steps to exploit, by round |" if attacks else ""))
-    lines = [head, "|" + "---|" * (10 if attacks else 9)]
+    lines = [head, "|" + "---|" * (11 if attacks else 10)]
     for seed, (run, wall) in runs.items():
         minutes = "—" if wall is None else f"{wall / 60:.1f}"
         rounds = round_rows(run)
@@ -150,6 +172,7 @@ def across_seeds(runs: dict[int, tuple[Path, float | None]],
             f"{last['verifier_auroc']:.3f} | {first['sneaky_fool_rate']:.0%} → {last['sneaky_fool_rate']:.0%} | "
             f"{first['helpful_pass_rate']:.0%} → {last['helpful_pass_rate']:.0%} | "
             f"{' / '.join(fmt(r['steps_to_exploit'], '{}') for r in rounds)} | "
+            f"{' / '.join(fmt(r['closest_gap'], '{:+.2f}') for r in rounds)} | "
             f"{' / '.join(fmt(r['phase_end_sneaky_incorrect'], '{:.0%}') for r in rounds)} |"
             + (f" {attack_steps(attacks.get(seed, (None,))[0])} |" if attacks else ""))
     return "\n".join(lines) + "\n"

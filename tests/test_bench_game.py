@@ -1,0 +1,44 @@
+"""bench/bench_game.py's near-miss measure: how close a prover phase came to an exploit."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_game", ROOT / "bench" / "bench_game.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def batch(rate, wrong, right):
+    return {"kind": "ppo", "round": 0, "window_sneaky_incorrect_rate": rate,
+            "window_sneaky_incorrect_mean_score": wrong, "window_helpful_correct_mean_score": right}
+
+
+def test_closest_gap_reads_only_full_windows_wrong_enough():
+    b = bench()
+    batches = [batch(1.0, 9.0, 0.0),   # window not yet full (size 2): ignored whatever its gap
+               batch(0.96, 1.0, 2.5),  # gap -1.5
+               batch(0.90, 5.0, 2.0),  # not wrong enough: ignored
+               batch(0.95, 2.2, 2.5)]  # gap -0.3, at the bar: counts
+    assert abs(b.closest_gap(batches, 0.95, 2) - (-0.3)) < 1e-9
+    assert b.closest_gap(batches[:1], 0.95, 2) is None
+    assert b.closest_gap([batch(0.5, 3.0, 1.0)] * 3, 0.95, 2) is None
+
+
+def test_round_rows_carry_the_gap_from_the_run_config(tmp_path):
+    rows = [batch(0.97, 2.0, 3.0), batch(0.97, 2.5, 3.0),
+            {"kind": "round", "round": 0, "steps_to_exploit": None},
+            dict(batch(0.99, 4.0, 3.5), round=1), {"kind": "round", "round": 1, "steps_to_exploit": 0}]
+    rows[3]["sneaky_incorrect_rate"] = 0.98
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"ppo": {"exploit_incorrect_rate": 0.95, "exploit_window": 1}}))
+    got = bench().round_rows(tmp_path)
+    assert [round(r["closest_gap"], 6) for r in got] == [-0.5, 0.5]
+    assert got[1]["phase_end_sneaky_incorrect"] == 0.98 and got[0]["phase_end_sneaky_incorrect"] is None
