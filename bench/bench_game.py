@@ -67,8 +67,12 @@ def round_rows(run: Path) -> list[dict]:
     prover phase's last PPO batch (the issue's "stays sneaky" measure, before the pool is sampled), and
     how near the phase came to an exploit (`closest_gap`)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    ppo = yaml.safe_load((run / "config.yaml").read_text()).get("ppo", {})
-    bar, size = ppo.get("exploit_incorrect_rate", 0.95), ppo.get("exploit_window", 4)
+    from pvg.config import PPOConfig
+
+    # the run's own keys, PPOConfig's defaults for keys older run folders lack (not load_config:
+    # it refuses a folder written under an older schema, which --tabulate still reads)
+    ppo = PPOConfig().model_dump() | yaml.safe_load((run / "config.yaml").read_text()).get("ppo", {})
+    bar, size = ppo["exploit_incorrect_rate"], ppo["exploit_window"]
     by_round: dict[int, list[dict]] = {}
     for r in rows:
         if r["kind"] == "ppo":
