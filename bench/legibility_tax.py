@@ -8,8 +8,16 @@ For each seed it plays two games that share one warm-start cache: the config as 
 same with `ppo.reward=correctness` (the helpful role trained on the answer's correctness alone,
 no verifier). Then `pvg eval judges` trains weak judges apart from each game and scores every
 round's helpful solutions. The figure puts each round at (helpful pass rate, the weak judge's
-accuracy on the helpful solutions): the paper's tax is the baseline reaching higher accuracy
-with solutions a weak judge checks worse. Writes `bench/results/legibility_tax.md` and `.png`.
+AUROC on the helpful solutions, correct against incorrect): the paper's tax is the baseline
+reaching higher accuracy with solutions a weak judge checks worse. AUROC, not the judge's
+accuracy: its threshold (the median correct score) accepts about half of the correct solutions
+whatever they are, so on a ~99%-correct role its accuracy restates the threshold. Writes
+`bench/results/legibility_tax.md` and `.png`.
+
+The default warm start's helpful role is already ~97% correct, which leaves no room for either
+game to raise it; a weaker prover warm start gives it some (docs/results.md#the-legibility-tax):
+
+    python bench/legibility_tax.py configs/tiny.yaml --out /tmp/tax --set warmstart.prover_steps=400
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ def points(run_dir: Path, problems: int) -> list[dict]:
     rounds = {r["round"]: r for r in (json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
                                        if x.strip()) if r.get("kind") == "round"}
     return [{"round": r["round"], "helpful_pass_rate": rounds[r["round"]]["helpful_pass_rate"],
+             "judge_helpful_auroc": r["judges"]["full"].get("helpful_auroc"),
              "judge_helpful_accuracy": r["judges"]["full"]["helpful_accuracy"]} for r in judged["rounds"]]
 
 
@@ -54,19 +63,23 @@ def figure(curves: dict[str, list[dict]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
     for name, pts in curves.items():
-        pts = [p for p in pts if p["judge_helpful_accuracy"] is not None]
-        xs, ys = [p["helpful_pass_rate"] for p in pts], [p["judge_helpful_accuracy"] for p in pts]
+        pts = [p for p in pts if p["judge_helpful_auroc"] is not None]
+        xs, ys = [p["helpful_pass_rate"] for p in pts], [p["judge_helpful_auroc"] for p in pts]
         ax.plot(xs, ys, marker="o", label=name)
         for p, x, y in zip(pts, xs, ys):
             ax.annotate(str(p["round"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("helpful pass rate (round)")
-    ax.set_ylabel("weak judge's accuracy on helpful solutions")
+    ax.set_ylabel("weak judge's AUROC on helpful solutions")
     ax.set_title("legibility tax: the game vs correctness-only")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _fmt(x, spec: str) -> str:
+    return "–" if x is None else format(x, spec)
 
 
 def main() -> None:
@@ -79,7 +92,8 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=200, help="test problems for the judges")
     args = ap.parse_args()
 
-    curves, lines = {}, ["| seed | game | round | helpful pass | weak judge on helpful |", "|---|---|---|---|---|"]
+    curves, lines = {}, ["| seed | game | round | helpful pass | weak judge's AUROC on helpful | its accuracy on helpful |",
+                         "|---|---|---|---|---|---|"]
     for seed in args.seeds:
         base = args.set + [f"run.seed={seed}", f"run.cache_dir={args.out / 'cache'}"]
         for name, extra in (("game", []), ("correctness-only", ["ppo.reward=correctness"])):
@@ -87,8 +101,7 @@ def main() -> None:
             pts = points(run, args.problems)
             curves[f"{name}, seed {seed}"] = pts
             lines += [f"| {seed} | {name} | {p['round']} | {p['helpful_pass_rate']:.0%} | "
-                      f"{'–' if p['judge_helpful_accuracy'] is None else format(p['judge_helpful_accuracy'], '.0%')} |"
-                      for p in pts]
+                      f"{_fmt(p['judge_helpful_auroc'], '.3f')} | {_fmt(p['judge_helpful_accuracy'], '.0%')} |" for p in pts]
     RESULTS.mkdir(exist_ok=True)
     figure(curves, RESULTS / "legibility_tax.png")
     cmd = " ".join(["python bench/legibility_tax.py", args.config, "--seeds", *map(str, args.seeds),

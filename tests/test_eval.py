@@ -172,6 +172,7 @@ def test_judges(run):
         for j in r["judges"].values():
             assert j["capa_vs_verifier"] is None or -1 <= j["capa_vs_verifier"] <= 1
             assert j["auroc"] is None or 0 <= j["auroc"] <= 1
+            assert j["helpful_auroc"] is None or 0 <= j["helpful_auroc"] <= 1
 
 
 def test_attack(run):
@@ -212,6 +213,24 @@ def test_w2s(run):
             assert r["pgr"] == pytest.approx((r["acc_w2s"] - r["acc_weak"]) / gap)
         else:  # nothing to recover
             assert r["pgr"] is None
+
+
+def test_judge_round_helpful_auroc_reads_the_helpful_role_alone():
+    from types import SimpleNamespace as S
+
+    from pvg.eval.judges import judge_round
+
+    sols = [S(role="helpful", correct=True), S(role="helpful", correct=False), S(role="helpful", correct=True),
+            S(role="sneaky", correct=False), S(role="sneaky", correct=True)]
+    out = judge_round([3.0, 1.0, 0.5, 2.0, -1.0], 1.5, sols)
+    # helpful: correct 3.0 and 0.5 against wrong 1.0: one of two pairs ranked right
+    assert out["helpful_auroc"] == 0.5
+    # all five: correct {3.0, 0.5, -1.0} against wrong {1.0, 2.0}: 2 of 6 pairs
+    assert out["auroc"] == pytest.approx(2 / 6)
+    # accepted at 1.5: 3.0 and 2.0; helpful right on 3.0 (accepted, correct) and 1.0 (rejected, wrong)
+    assert out["helpful_accuracy"] == pytest.approx(2 / 3) and out["sneaky_accepted"] == 1.0
+    only_right = judge_round([1.0, 2.0], 0.0, [S(role="helpful", correct=True), S(role="sneaky", correct=False)])
+    assert only_right["helpful_auroc"] is None  # one class among the helpful solutions: no ranking to judge
 
 
 def test_prefix():

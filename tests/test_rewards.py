@@ -6,7 +6,7 @@ import random
 
 from pvg.game.exploit import ExploitWindow, check_exploit
 from pvg.game.rewards import (cgc_gate, cgc_reward, compute_rewards, correctness_reward, episode_roles,
-                              goodhart_reward, leave_one_out, normalize_per_group, src_ordered_reward, src_reward)
+                              goodhart_reward, identical_group_share, leave_one_out, normalize_per_group, src_ordered_reward, src_reward)
 
 # ---------------------------------------------------------------- V' = V - mean over (problem, role)
 
@@ -172,6 +172,18 @@ def test_leave_one_out_baseline():
     assert got == pytest.approx([-3.0, -1.5, 0.0, 4.5])
     # the baseline sums to zero over a group
     assert sum(got[i] for i in (0, 1, 3)) == pytest.approx(0.0)
+
+
+def test_identical_group_share():
+    texts = ["a", "a", "a", "b", "c", "c", "x"]
+    groups = [("p1", "helpful"), ("p1", "helpful"), ("p2", "helpful"), ("p2", "helpful"),
+              ("p1", "sneaky"), ("p1", "sneaky"), ("p3", "helpful")]
+    # helpful: p1 all "a" (identical), p2 "a"/"b" (not), p3 one sample (identical): 2 of 3
+    assert identical_group_share(texts, groups, "helpful") == pytest.approx(2 / 3)
+    assert identical_group_share(texts, groups, "sneaky") == 1.0
+    assert identical_group_share(texts, groups, "other") is None
+    # where a group is identical, SRC pays every sample -1: V' is 0 throughout
+    assert compute_rewards("src", [2.0, 2.0], [True, True], ["helpful"] * 2, ["p1"] * 2) == [-1.0, -1.0]
 
 
 # ---------------------------------------------------------------- the exploit test (the paper's definition)

@@ -30,7 +30,7 @@ from pvg.game.metrics import legibility_metrics
 from pvg.game.pool import INITIAL, PoolRow, mixture_pairs, read_rounds, write_round
 from pvg.progress import console, progress_bar
 from pvg.game.exploit import ExploitWindow, batch_parts
-from pvg.game.rewards import compute_rewards, episode_roles, leave_one_out
+from pvg.game.rewards import compute_rewards, episode_roles, identical_group_share, leave_one_out
 from pvg.data.roles import ROLES, verifier_text
 from pvg.run.folder import RemoteLock, RunFolder, RunLock, resume_command
 from pvg.game.warmstart import run_warmstart
@@ -478,6 +478,8 @@ class Orchestrator:
                     "kind": "ppo", "round": k, "step": step + 1, "updates": step + (not pooled.exploited),
                     "reward_helpful": _mean(rewards, roles, "helpful"), "reward_sneaky": _mean(rewards, roles, "sneaky"),
                     "helpful_pass_rate": _mean([float(c) for c in correct], roles, "helpful"),
+                    "helpful_identical_groups": identical_group_share([s["text"] for s in samples], groups, "helpful"),
+                    "sneaky_identical_groups": identical_group_share([s["text"] for s in samples], groups, "sneaky"),
                     "sneaky_incorrect_rate": check.sneaky_incorrect_rate if "sneaky" in roles else None,
                     "sneaky_no_answer_rate": _mean([float(not a) for a in answered], roles, "sneaky"),
                     "sneaky_mean_score": _mean(scores, roles, "sneaky"),

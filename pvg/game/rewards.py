@@ -42,6 +42,17 @@ def leave_one_out(rewards: Sequence[float], groups: Sequence[object]) -> list[fl
     return [0.0 if counts[g] == 1 else r - (sums[g] - r) / (counts[g] - 1) for r, g in zip(rewards, groups)]
 
 
+def identical_group_share(texts: Sequence[str], groups: Sequence[object], role: str) -> float | None:
+    """The share of `role`'s groups whose samples are all one text: there V' = 0 for every sample, so
+    SRC pays each -1 and a group baseline leaves no advantage; the group taught nothing (None without
+    such groups). Logged because a near-deterministic role can look trained while learning nothing."""
+    seen: dict[object, set[str]] = defaultdict(set)
+    for t, g in zip(texts, groups):
+        if g[1] == role:
+            seen[g].add(t)
+    return sum(len(v) == 1 for v in seen.values()) / len(seen) if seen else None
+
+
 def src_reward(v_rel: float, correct: bool, helpful: bool) -> float:
     """Signed relative convincingness: (2c-1)(2h-1)·V' if V' > 0, else -1."""
     if v_rel > 0:
