@@ -210,7 +210,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="keep the run folders (and the cold caches) under this new folder "
                     "(default: a temporary folder, deleted at the end)")
     ap.add_argument("--jobs", type=int, default=1, help="seeds played at once (default 1: one after another, each "
-                    "timed alone; more shares the cores, so the minutes then say nothing about one game)")
+                    "timed alone; more shares the cores, so the minutes then say nothing about one game, and each "
+                    "game's actors get one torch thread unless --set says otherwise)")
     ap.add_argument("--attack", help="after each game, run `pvg eval attack --reward ATTACK` on it (e.g. src_ordered)")
     ap.add_argument("--attack-lr", type=float, help="the attacker's learning rate (default: the run's ppo.lr)")
     ap.add_argument("--attack-steps", type=int, default=150, help="the attacker's step cap per round (default 150)")
@@ -236,6 +237,14 @@ def main() -> None:
     played = {}
     if args.jobs > 1 and len(seeds) > 1:
         from concurrent.futures import ThreadPoolExecutor
+
+        # four games at 2 threads each on 2 cores spent ~5x the CPU time in the verifier phase
+        # (20% system time, threads waiting on each other): docs/results.md#one-thread-a-game-when-games-share-cores
+        for role in ("prover", "verifier"):
+            key = f"resources.{role}.torch_threads="
+            if not any(s.startswith(key) for s in args.set):
+                args.set.append(key + "1")
+                print(f"--jobs {args.jobs}: --set {key}1 (games sharing the cores)", flush=True)
 
         with ThreadPoolExecutor(args.jobs) as pool:
             futures = {seed: pool.submit(play, args.config, out / f"seed-{seed}", args.set + [f"run.seed={seed}"],

@@ -6,7 +6,8 @@ correctness-only baseline, from the same warm start.
 
 For each seed it plays two games that share one warm-start cache: the config as it is, and the
 same with `ppo.reward=correctness` (the helpful role trained on the answer's correctness alone,
-no verifier). Then `pvg eval judges` trains weak judges apart from each game and scores every
+no verifier) and `game.prover_start=last_round`: the paper trains that baseline as one run, and
+restarted from the warm start every round it would be four copies of one short run. Then `pvg eval judges` trains weak judges apart from each game and scores every
 round's helpful solutions. The figure puts each round at (helpful pass rate, the weak judge's
 AUROC on the helpful solutions, correct against incorrect): the paper's tax is the baseline
 reaching higher accuracy with solutions a weak judge checks worse. AUROC, not the judge's
@@ -96,7 +97,7 @@ def main() -> None:
                          "|---|---|---|---|---|---|"]
     for seed in args.seeds:
         base = args.set + [f"run.seed={seed}", f"run.cache_dir={args.out / 'cache'}"]
-        for name, extra in (("game", []), ("correctness-only", ["ppo.reward=correctness"])):
+        for name, extra in (("game", []), ("correctness-only", ["ppo.reward=correctness", "game.prover_start=last_round"])):
             run = play(args.config, args.out / f"seed-{seed}" / name, base + extra)
             pts = points(run, args.problems)
             curves[f"{name}, seed {seed}"] = pts

@@ -306,6 +306,11 @@ class GameConfig(_Strict):
                     "the initial prover's honest attempts only, so the sneaky role's warm-start repertoire is "
                     "not shown to round 0's verifier")
     eval_problems: int = Field(200, ge=2, description="held-out test problems for the round metrics")
+    prover_start: Literal["warm_start", "last_round"] = Field(
+        "warm_start", description="where each round's prover phase starts: warm_start (the game: every round from "
+                                  "the initial prover); last_round: from the previous round's trained prover (fresh "
+                                  "optimizer and value head, KL still to the initial prover), so the rounds are "
+                                  "stretches of one run, as the paper trains its correctness-only baseline")
 
 
 class GroupResources(_Strict):
@@ -408,6 +413,15 @@ class PvgConfig(_Strict):
                 or self.resources.prover.gpus_per_actor > 0):
             raise ValueError("prover.lora needs deepspeed.zero_stage <= 2 (its reference is the policy with the adapter "
                              "off, run outside the ZeRO-3 engine); a LoRA prover's optimizer state is small anyway")
+        return self
+
+    @model_validator(mode="after")
+    def _continues_without_lora(self) -> "PvgConfig":
+        """A LoRA prover's reference is its base with the adapter off; continued from a merged checkpoint,
+        that base would be last round's prover, not the initial one."""
+        if self.game.prover_start == "last_round" and self.prover.lora is not None:
+            raise ValueError("game.prover_start=last_round does not work with prover.lora (the KL reference would "
+                             "become the previous round's prover); use warm_start, or drop prover.lora")
         return self
 
     def to_yaml(self) -> str:

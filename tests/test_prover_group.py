@@ -173,3 +173,32 @@ def test_shards_are_even_and_seeded_apart():
     assert shard_bounds(7, 3) == [(0, 3), (3, 5), (5, 7)]
     assert shard_bounds(2, 4) == [(0, 1), (1, 2), (2, 2), (2, 2)]
     assert shard_seed(42, 0) == 42 and len({shard_seed(42, r) for r in range(8)}) == 8
+
+
+def test_reset_from_a_checkpoint_keeps_the_initial_prover_as_reference(init_model, tmp_path):
+    """`game.prover_start: last_round`: the phase starts from last round's weights, the KL still to the initial ones."""
+    from pvg.game.actors import ProverActor
+
+    root, questions, roles, _ = init_model
+    cfg = ppo_cfg()
+    actor = ProverActor(str(root), str(root), cfg.prover, cfg.ppo, DeepSpeedConfig(use="never"), True, 0, 1, 1, 0)
+    actor.reset(seed=11)
+    actor.sample(questions, roles, seed=5)
+    episodes = [(s.prompt_ids, s.response_ids, s.forced) for s in actor._last]
+    actor.ppo_update([1.0 if i % 2 else -1.0 for i in range(len(episodes))], episodes)
+    trained = {k: v.detach().clone() for k, v in actor.policy.state_dict().items()}
+    actor.save(str(tmp_path / "round-0"))
+    initial = {k: v.detach().clone() for k, v in actor.ref.state_dict().items()}
+    assert any(not torch.equal(trained[k], initial[k]) for k in trained), "the update changed nothing"
+
+    actor.reset(seed=12, start=str(tmp_path / "round-0"))
+    assert all(torch.equal(v, trained[k]) for k, v in actor.policy.state_dict().items())
+    assert all(torch.equal(v, initial[k]) for k, v in actor.ref.state_dict().items())
+    actor.reset(seed=13)  # warm_start, the game's default: back to the initial weights
+    assert all(torch.equal(v, initial[k]) for k, v in actor.policy.state_dict().items())
+
+
+def test_prover_start_last_round_refuses_lora():
+    with pytest.raises(PvgError, match="prover_start=last_round"):
+        load_config(CONFIG, ["game.prover_start=last_round", "prover.lora.r=4"])
+    assert load_config(CONFIG, ["game.prover_start=last_round"]).game.prover_start == "last_round"

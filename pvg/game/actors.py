@@ -98,14 +98,20 @@ class ProverActor:
         dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=self.rank, world_size=self.world_size)
 
     # ---- weights
-    def reset(self, seed: int) -> None:
-        """Back to the initial prover's weights, a fresh value head and optimizer (every rank alike)."""
+    def reset(self, seed: int, start: str | None = None) -> None:
+        """Back to the initial prover's weights, or to the checkpoint `start` (a path or URI; the KL
+        reference stays the initial prover), with a fresh value head and optimizer (every rank alike)."""
         from pvg.game.models import load_causal_lm
         from pvg.game.ppo import PPOTrainer
 
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        self.policy = load_causal_lm(self.init_path, "float32" if self.use_deepspeed else self.cfg.dtype)
+        dtype = "float32" if self.use_deepspeed else self.cfg.dtype
+        if start is None:
+            self.policy = load_causal_lm(self.init_path, dtype)  # a folder or a hub id
+        else:
+            with storage.local_folder(start) as local:
+                self.policy = load_causal_lm(str(local), dtype)
         self.policy.to(self.device)
         ref = self.ref
         if self.cfg.lora is not None:  # a fresh adapter (B = 0: exactly the initial prover) on the base
@@ -333,8 +339,8 @@ class ProverGroup:
             addr, port = ray.get(self.actors[0].rendezvous_address.remote())
             ray.get([a.init_process_group.remote(addr, port) for a in self.actors])
 
-    def reset(self, seed: int) -> None:
-        ray.get([a.reset.remote(seed) for a in self.actors])
+    def reset(self, seed: int, start: str | None = None) -> None:
+        ray.get([a.reset.remote(seed, start) for a in self.actors])
 
     def load(self, path: str) -> None:
         ray.get([a.load.remote(path) for a in self.actors])

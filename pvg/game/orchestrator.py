@@ -441,7 +441,8 @@ class Orchestrator:
     def _prover_phase(self, k: int) -> dict:
         cfg, ppo = self.cfg, self.cfg.ppo
         t0 = time.time()
-        self.prover.reset(seed_for(cfg.run.seed, k, "prover-init"))
+        carry = cfg.game.prover_start == "last_round" and k > 0
+        self.prover.reset(seed_for(cfg.run.seed, k, "prover-init"), self.rf.ckpt_target(k - 1, "prover") if carry else None)
         steps_to_exploit, last, kl_to_init = None, {}, None
         ppo_step0 = self.rf.ppo_steps_before(k)  # the rounds before this one, on TensorBoard's one PPO axis
         window = ExploitWindow(ppo.exploit_window, ppo.exploit_incorrect_rate)
