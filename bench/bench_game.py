@@ -45,6 +45,7 @@ COLUMNS = [
     ("sneaky_fool_rate", "sneaky fool rate", "{:.0%}"),
     ("steps_to_exploit", "steps to exploit", "{}"),
     ("closest_gap", "closest window: wrong sneaky − helpful correct score", "{:+.2f}"),
+    ("sneaky_score_gap", "the same over every eval solution", "{:+.2f}"),
     ("ppo_steps", "PPO steps", "{}"),
     ("kl_to_init", "KL to init", "{:.2f}"),
     ("helpful_mean_tokens", "helpful tokens", "{:.0f}"),
@@ -159,9 +160,9 @@ def across_seeds(runs: dict[int, tuple[Path, float | None]],
     attacks = attacks or {}
     head = ("| seed | minutes | stop | rounds | AUROC first → last | fool rate first → last | "
             "helpful pass first → last | steps to exploit, by round | closest window's score gap, by round | "
-            "sneaky incorrect at each phase's end |"
+            "eval's score gap, by round | sneaky incorrect at each phase's end |"
             + (" attacker's steps to exploit, by round |" if attacks else ""))
-    lines = [head, "|" + "---|" * (11 if attacks else 10)]
+    lines = [head, "|" + "---|" * (12 if attacks else 11)]
     for seed, (run, wall) in runs.items():
         minutes = "—" if wall is None else f"{wall / 60:.1f}"
         rounds = round_rows(run)
@@ -177,6 +178,7 @@ def across_seeds(runs: dict[int, tuple[Path, float | None]],
             f"{first['helpful_pass_rate']:.0%} → {last['helpful_pass_rate']:.0%} | "
             f"{' / '.join(fmt(r['steps_to_exploit'], '{}') for r in rounds)} | "
             f"{' / '.join(fmt(r['closest_gap'], '{:+.2f}') for r in rounds)} | "
+            f"{' / '.join(fmt(r.get('sneaky_score_gap'), '{:+.2f}') for r in rounds)} | "
             f"{' / '.join(fmt(r['phase_end_sneaky_incorrect'], '{:.0%}') for r in rounds)} |"
             + (f" {attack_steps(attacks.get(seed, (None,))[0])} |" if attacks else ""))
     return "\n".join(lines) + "\n"

@@ -42,3 +42,13 @@ def test_round_rows_carry_the_gap_from_the_run_config(tmp_path):
     got = bench().round_rows(tmp_path)
     assert [round(r["closest_gap"], 6) for r in got] == [-0.5, 0.5]
     assert got[1]["phase_end_sneaky_incorrect"] == 0.98 and got[0]["phase_end_sneaky_incorrect"] is None
+
+
+def test_round_table_shows_the_eval_score_gap_and_a_dash_for_runs_without_it(tmp_path):
+    rows = [batch(0.97, 2.0, 3.0), {"kind": "round", "round": 0, "sneaky_score_gap": 0.25},
+            dict(batch(0.97, 2.0, 3.0), round=1), {"kind": "round", "round": 1}]  # a run from before the metric
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"ppo": {"exploit_incorrect_rate": 0.95, "exploit_window": 1}}))
+    lines = bench().table(tmp_path).splitlines()
+    column = lines[0].split(" | ").index("the same over every eval solution")
+    assert [line.split(" | ")[column] for line in lines[2:]] == ["+0.25", "—"]
