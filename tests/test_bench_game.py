@@ -1,19 +1,14 @@
 """bench/bench_game.py's near-miss measure: how close a prover phase came to an exploit."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchkit import bench_script
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_game", ROOT / "bench" / "bench_game.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script("bench_game")
 
 
 def batch(rate, wrong, right):
