@@ -282,6 +282,10 @@ class PPOConfig(_Strict):
         4, ge=1, description="PPO batches pooled by the exploit test (the last this many, together): one batch's "
                              "mean score is too noisy to tell a learned exploit from a lucky draw; the earliest "
                              "exploit is then after exploit_window - 1 updates")
+    exploit_confirm_problems: int = Field(
+        128, ge=0, description="when the window's test passes, the rule must also hold on a fresh batch of this many "
+                               "problems (samples_per_problem each, per role), drawn by the same policy, before the "
+                               "phase counts as exploited: a 64-problem window passes by luck; 0: the window decides")
 
 
 class GameConfig(_Strict):

@@ -183,7 +183,7 @@ def test_attack(run):
         assert len(r["history"]) == 2 and r["history"][0]["step"] == 1
         # the exploit test pools ppo.exploit_window (4) batches: two cannot fill it, whatever they scored
         assert not r["exploited"] and r["steps_to_exploit"] is None
-        assert "over the last 4 batches together" in res["exploit_rule"]
+        assert "over the last 4 batches together and then a fresh batch of" in res["exploit_rule"]
     assert res["lr"] == stored(run, "attack_cgc")["lr"]  # the game's ppo.lr unless --lr says otherwise
     fast = ok("eval", "attack", run, "--reward", "src_ordered", "--max-steps", "1", "--lr", "0.001")
     assert fast["lr"] == 0.001 and fast["reward"] == "src_ordered"

@@ -28,7 +28,7 @@ ROUND_KEYS = [
 PPO_KEYS = ["round", "step", "reward_helpful", "reward_sneaky", "kl_to_init", "entropy", "clipfrac", "approx_kl",
             "vf_loss", "pg_loss", "explained_variance", "window_sneaky_incorrect_rate",
             "window_sneaky_incorrect_mean_score", "window_helpful_correct_mean_score",
-            "helpful_identical_groups", "sneaky_identical_groups"]
+            "helpful_identical_groups", "sneaky_identical_groups", "window_exploited"]
 pytestmark = pytest.mark.slow
 
 

@@ -202,3 +202,26 @@ def test_prover_start_last_round_refuses_lora():
     with pytest.raises(PvgError, match="prover_start=last_round"):
         load_config(CONFIG, ["game.prover_start=last_round", "prover.lora.r=4"])
     assert load_config(CONFIG, ["game.prover_start=last_round"]).game.prover_start == "last_round"
+
+
+def test_a_draw_that_is_no_rollout_leaves_the_one_ppo_updates_on(init_model):
+    """The exploit test's fresh batch (`keep=False`) is sampled between a PPO batch and its update:
+    the update must still read the PPO batch, as if the fresh draw had not happened."""
+    from pvg.game.actors import ProverActor
+
+    root, questions, roles, _ = init_model
+    cfg = ppo_cfg()
+    after = []
+    for extra in (False, True):
+        actor = ProverActor(str(root), str(root), cfg.prover, cfg.ppo, DeepSpeedConfig(use="never"), True, 0, 1, 1, 0)
+        actor.reset(seed=11)
+        kept = actor.sample(questions, roles, seed=5)
+        if extra:
+            fresh = actor.sample(questions[:3], roles[:3], seed=6, keep=False)
+            assert len(fresh) == 3 and len(actor._last) == len(kept)
+            with pytest.raises(RuntimeError, match="last sample"):
+                actor.ppo_update([0.0] * 3)  # the fresh draw's size is not the rollout's
+        stats = actor.ppo_update([1.0 if i % 2 else -1.0 for i in range(len(kept))])
+        assert stats["response_tokens"] == pytest.approx(sum(s["tokens"] for s in kept) / len(kept))  # a mean
+        after.append({k: v.detach().clone() for k, v in actor.policy.state_dict().items()})
+    assert all(torch.equal(after[0][k], after[1][k]) for k in after[0]), "the fresh draw changed the update"

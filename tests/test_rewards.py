@@ -4,7 +4,7 @@ import pytest
 
 import random
 
-from pvg.game.exploit import ExploitWindow, check_exploit
+from pvg.game.exploit import ExploitWindow, check_exploit, decide
 from pvg.game.rewards import (cgc_gate, cgc_reward, compute_rewards, correctness_reward, episode_roles,
                               goodhart_reward, identical_group_share, leave_one_out, normalize_per_group, src_ordered_reward, src_reward)
 
@@ -335,3 +335,30 @@ def test_fragments_do_not_count_towards_an_exploit():
     answered = [True, True, True, False, False, False]  # three of the four "wrong" ones are fragments
     got = check_exploit(scores, correct, roles, answered=answered)
     assert got.sneaky_incorrect_rate == pytest.approx(0.25) and not got.exploited
+
+
+def test_an_exploit_needs_the_fresh_batch_too_and_draws_it_only_when_the_window_passes():
+    drawn = []
+
+    def fresh(parts):
+        return lambda: drawn.append(parts) or parts
+
+    w = ExploitWindow(1, 0.95)
+    # the window fails (wrong 0 < helpful 1): no fresh batch is drawn
+    got = decide(w, ([0.0, 0.0], 2, [1.0]), fresh(([9.0, 9.0], 2, [0.0])))
+    assert not got.exploited and got.fresh is None and drawn == []
+    # the window passes (wrong 2 >= helpful 1) but the fresh batch's wrong ones average 0.5 under its
+    # helpful correct ones' 1.5: no exploit, and the fresh batch's numbers are returned
+    got = decide(w, ([2.0, 2.0], 2, [1.0]), fresh(([0.0, 1.0], 2, [1.5])))
+    assert got.window.exploited and not got.exploited and len(drawn) == 1
+    assert got.fresh.sneaky_incorrect_score == pytest.approx(0.5) and got.fresh.helpful_correct_score == pytest.approx(1.5)
+    # both pass: an exploit
+    assert decide(w, ([2.0, 2.0], 2, [1.0]), fresh(([2.0, 1.0], 2, [1.5]))).exploited
+    # the fresh batch is held to the same incorrect-rate bar: 1 wrong of 2 is 50% < 95%
+    assert not decide(w, ([2.0, 2.0], 2, [1.0]), fresh(([3.0], 2, [1.5]))).exploited
+    # an attacker's fixed target applies to the fresh batch (no helpful role there)
+    t = ExploitWindow(1, 0.95, target=1.0)
+    assert not decide(t, ([2.0, 2.0], 2), fresh(([0.9, 0.9], 2))).exploited
+    assert decide(t, ([2.0, 2.0], 2), fresh(([1.0, 1.0], 2))).exploited
+    # without a fresh batch the window decides alone
+    assert decide(ExploitWindow(1, 0.95), ([2.0, 2.0], 2, [1.0]), None).exploited

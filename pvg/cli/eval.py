@@ -270,7 +270,8 @@ def attack_cmd(
     only = _round_list(rounds)
     ppo = EvalRun.open(run_dir).cfg.ppo
     steps = max_steps or ppo.max_steps
-    params = {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 4, "window": ppo.exploit_window,
+    params = {"reward": reward, "max_steps": steps, "seed": seed, "exploit_test": 5, "window": ppo.exploit_window,
+              "confirm": ppo.exploit_confirm_problems,
               "lr": lr} | ({"rounds": only} if only is not None else {})  # unset: old stored results still match
     res = run_eval(run_dir, f"attack_{reward}", params, lambda run: steps * len(atk.attacked_rounds(run, only)),
                    lambda run, adv: atk.attack(run, reward, steps, seed, adv, lr, only), atk.figure, force)

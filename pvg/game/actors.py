@@ -170,19 +170,24 @@ class ProverActor:
         return deepspeed.zero.GatheredParameters(list(self.policy.parameters()), modifier_rank=None)
 
     # ---- rollouts and updates
-    def sample(self, questions: list[str], roles: list[str], seed: int, greedy: bool = False) -> list[dict]:
+    def sample(self, questions: list[str], roles: list[str], seed: int, greedy: bool = False,
+               keep: bool = True) -> list[dict]:
+        """`keep=False`: a draw that is not a rollout (the exploit test's fresh batch); the next
+        `ppo_update` still reads the last kept one."""
         from pvg.game.generation import generate
         from pvg.data.roles import prover_prompt
 
         with self._full_weights():
             if not questions:
-                self._last = []
+                if keep:
+                    self._last = []
                 return []
             prompts = [prover_prompt(self.tok, q, r, self.tiny) for q, r in zip(questions, roles)]
             samples = generate(self.policy, self.tok, prompts, max_new_tokens=self.cfg.max_new_tokens,
                                temperature=self.cfg.temperature, top_p=self.cfg.top_p, greedy=greedy, seed=seed,
                                calculator=self.cfg.calculator, calculator_answer=self.cfg.calculator_answer)
-        self._last = samples
+        if keep:
+            self._last = samples
         return [{"text": s.text, "tokens": len(s.response_ids), "finished": s.finished} for s in samples]
 
     def ppo_update(self, scores: list[float], episodes: list[tuple] | None = None,
@@ -348,10 +353,14 @@ class ProverGroup:
     def save(self, path: str) -> None:
         ray.get([a.save.remote(path) for a in self.actors])
 
-    def sample(self, questions: list[str], roles: list[str], seed: int, greedy: bool = False) -> list[dict]:
-        self._bounds = shard_bounds(len(questions), len(self.actors))
-        parts = ray.get([a.sample.remote(questions[s:e], roles[s:e], shard_seed(seed, r), greedy)
-                         for r, (a, (s, e)) in enumerate(zip(self.actors, self._bounds))])
+    def sample(self, questions: list[str], roles: list[str], seed: int, greedy: bool = False,
+               keep: bool = True) -> list[dict]:
+        """`keep=False`: not a rollout; the next `ppo_update` reads the last kept draw (see the actor's)."""
+        bounds = shard_bounds(len(questions), len(self.actors))
+        if keep:
+            self._bounds = bounds
+        parts = ray.get([a.sample.remote(questions[s:e], roles[s:e], shard_seed(seed, r), greedy, keep)
+                         for r, (a, (s, e)) in enumerate(zip(self.actors, bounds))])
         return [x for part in parts for x in part]
 
     def ppo_update(self, rewards: list[float], episodes: list[tuple] | None = None,

@@ -16,6 +16,7 @@ import os
 import random
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
@@ -29,7 +30,7 @@ from pvg.data.grading import extract_answer, is_correct, states_answer
 from pvg.game.metrics import legibility_metrics
 from pvg.game.pool import INITIAL, PoolRow, mixture_pairs, read_rounds, write_round
 from pvg.progress import console, progress_bar
-from pvg.game.exploit import ExploitWindow, batch_parts
+from pvg.game.exploit import ExploitWindow, batch_parts, decide
 from pvg.game.rewards import compute_rewards, episode_roles, identical_group_share, leave_one_out
 from pvg.data.roles import ROLES, verifier_text
 from pvg.run.folder import RemoteLock, RunFolder, RunLock, resume_command
@@ -40,6 +41,20 @@ ROUND_KEYS = [
     "verifier_soundness", "sneaky_fool_rate", "steps_to_exploit", "exploited", "kl_to_init",
     "helpful_mean_tokens", "sneaky_mean_tokens", "verifier_phase_s", "prover_phase_s",
 ]
+
+
+@dataclass(frozen=True)
+class PhaseBatch:
+    """A prover-phase batch: episodes as (problem, role), the prover's samples, and what the rewards
+    and the exploit test read of them."""
+
+    episodes: list[tuple]
+    roles: list[str]
+    samples: list[dict]
+    sample_s: float
+    correct: list[bool]
+    scores: list[float]
+    answered: list[bool]
 
 
 def pool_episodes(problems: list, round_: int, game) -> list[tuple]:
@@ -438,6 +453,33 @@ class Orchestrator:
         rng = random.Random(seed)
         return rng.sample(problems, min(n, len(problems)))
 
+    def _draw(self, k: int, n_problems: int, tag: str, step: int, rollout: bool = True) -> PhaseBatch:
+        """A batch of the prover phase: `n_problems` of the prover's half, each sampled
+        `ppo.samples_per_problem` times in every role the reward trains, graded and scored by this
+        round's verifier. `tag` seeds it: the PPO batches ("ppo") and the exploit test's fresh
+        batches ("exploit-confirm") are separate draws. `rollout=False` (a fresh batch) leaves the
+        rollout the next PPO update reads on the prover actors."""
+        cfg, ppo = self.cfg, self.cfg.ppo
+        problems = self._problem_batch(self.sides["prover"], n_problems, seed_for(cfg.run.seed, k, f"{tag}-problems", step))
+        episodes = [(p, role) for p in problems for role in episode_roles(ppo.reward)
+                    for _ in range(ppo.samples_per_problem)]
+        roles = [r for _, r in episodes]
+        t_sample = time.time()
+        samples = self.prover.sample([p.question for p, _ in episodes], roles, seed_for(cfg.run.seed, k, f"{tag}-sample", step),
+                                     keep=rollout)
+        sample_s = time.time() - t_sample
+        return PhaseBatch(
+            episodes, roles, samples, sample_s,
+            correct=[is_correct(s["text"], p.answer) for s, (p, _) in zip(samples, episodes)],
+            scores=self.verifier.score([verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)]),
+            answered=[states_answer(s["text"]) for s in samples],
+        )
+
+    def _fresh_parts(self, k: int, step: int) -> tuple:
+        """The exploit test's fresh batch (`pvg.game.exploit.decide`), drawn after `step` updates."""
+        fresh = self._draw(k, self.cfg.ppo.exploit_confirm_problems, "exploit-confirm", step, rollout=False)
+        return batch_parts(fresh.scores, fresh.correct, fresh.roles, fresh.answered)
+
     def _prover_phase(self, k: int) -> dict:
         cfg, ppo = self.cfg, self.cfg.ppo
         t0 = time.time()
@@ -448,27 +490,29 @@ class Orchestrator:
         window = ExploitWindow(ppo.exploit_window, ppo.exploit_incorrect_rate)
         with progress_bar(f"round {k}: prover PPO", ppo.max_steps, self.progress) as advance:
             for step in range(ppo.max_steps):
-                problems = self._problem_batch(self.sides["prover"], ppo.problems_per_step,
-                                               seed_for(cfg.run.seed, k, "ppo-problems", step))
-                episodes = [(p, role) for p in problems for role in episode_roles(ppo.reward)
-                            for _ in range(ppo.samples_per_problem)]
-                roles, groups = [r for _, r in episodes], [(p.id, r) for p, r in episodes]
-                t_sample = time.time()
-                samples = self.prover.sample([p.question for p, _ in episodes], roles,
-                                             seed_for(cfg.run.seed, k, "ppo-sample", step))
-                sample_s = time.time() - t_sample
-                correct = [is_correct(s["text"], p.answer) for s, (p, _) in zip(samples, episodes)]
-                scores = self.verifier.score([verifier_text(p.question, s["text"]) for s, (p, _) in zip(samples, episodes)])
+                batch = self._draw(k, ppo.problems_per_step, "ppo", step)
+                episodes, roles, samples = batch.episodes, batch.roles, batch.samples
+                correct, scores, answered = batch.correct, batch.scores, batch.answered
+                groups = [(p.id, r) for p, r in episodes]
                 # the exploit test reads this batch, drawn by the policy after `step` updates: an
                 # exploiting policy is not updated once more before the phase ends
-                answered = [states_answer(s["text"]) for s in samples]
                 parts = batch_parts(scores, correct, roles, answered)
                 check = ExploitWindow(1, ppo.exploit_incorrect_rate).add(*parts)  # this batch alone, logged
-                pooled = window.add(*parts)  # what the test decides on
+                confirm_s = {}
+
+                def fresh() -> tuple:
+                    t_confirm = time.time()
+                    fresh_parts = self._fresh_parts(k, step)
+                    confirm_s["s"] = time.time() - t_confirm
+                    return fresh_parts
+
+                # the window's test, then a fresh batch's
+                verdict = decide(window, parts, fresh if ppo.exploit_confirm_problems else None)
+                pooled, confirm, exploited = verdict.window, verdict.fresh, verdict.exploited
                 rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes],
                                           cgc_margin=ppo.cgc_margin, cgc_v0=ppo.cgc_v0, answered=answered)
                 stats, update_s = {}, 0.0
-                if not pooled.exploited:
+                if not exploited:
                     t_update = time.time()
                     kl_coefs = None if ppo.sneaky_kl_coef is None else [
                         ppo.sneaky_kl_coef if r == "sneaky" else ppo.kl_coef for r in roles]
@@ -476,7 +520,7 @@ class Orchestrator:
                                                    kl_coefs=kl_coefs)
                     update_s = time.time() - t_update
                 last = {
-                    "kind": "ppo", "round": k, "step": step + 1, "updates": step + (not pooled.exploited),
+                    "kind": "ppo", "round": k, "step": step + 1, "updates": step + (not exploited),
                     "reward_helpful": _mean(rewards, roles, "helpful"), "reward_sneaky": _mean(rewards, roles, "sneaky"),
                     "helpful_pass_rate": _mean([float(c) for c in correct], roles, "helpful"),
                     "helpful_identical_groups": identical_group_share([s["text"] for s in samples], groups, "helpful"),
@@ -489,17 +533,24 @@ class Orchestrator:
                     "window_sneaky_incorrect_rate": pooled.sneaky_incorrect_rate if "sneaky" in roles else None,
                     "window_sneaky_incorrect_mean_score": pooled.sneaky_incorrect_score,
                     "window_helpful_correct_mean_score": pooled.helpful_correct_score,
-                    "exploited": pooled.exploited,
+                    "window_exploited": pooled.exploited,
+                    # the fresh batch, drawn only when the window's test passed
+                    **({} if confirm is None else {
+                        "confirm_sneaky_incorrect_rate": confirm.sneaky_incorrect_rate,
+                        "confirm_sneaky_incorrect_mean_score": confirm.sneaky_incorrect_score,
+                        "confirm_helpful_correct_mean_score": confirm.helpful_correct_score,
+                        "confirm_s": round(confirm_s["s"], 3)}),  # sampled and scored: what a confirmation costs
+                    "exploited": exploited,
                     **stats,
                     # throughput: sampled tokens per second of sampling, and the update's wall time
-                    "sample_s": round(sample_s, 3), "update_s": round(update_s, 3),
-                    "sample_tokens_per_s": round(sum(s["tokens"] for s in samples) / max(sample_s, 1e-9), 1),
+                    "sample_s": round(batch.sample_s, 3), "update_s": round(update_s, 3),
+                    "sample_tokens_per_s": round(sum(s["tokens"] for s in samples) / max(batch.sample_s, 1e-9), 1),
                 }
                 self.rf.append_metrics([last])  # live; rows of an unfinished phase are dropped on resume
                 self._log_scalars("ppo", last, ppo_step0 + step + 1)
                 shown = dict(reward_h=last["reward_helpful"], reward_s=last["reward_sneaky"], kl=stats.get("kl_to_init"))
                 advance(**{key: v for key, v in shown.items() if v is not None})
-                if pooled.exploited:
+                if exploited:
                     steps_to_exploit = step
                     break
                 kl_to_init = stats.get("kl_to_init")
