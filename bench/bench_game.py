@@ -6,6 +6,7 @@
     python bench/bench_game.py configs/tiny.yaml --seeds 0 1 2 --out runs/seeds   # one cold game a seed
     python bench/bench_game.py configs/tiny.yaml --seeds 0 1 2 --attack src_ordered --attack-lr 1e-3 --attack-steps 150
     python bench/bench_game.py --tabulate 0=runs/a/tiny 1=runs/b/tiny 2=runs/c/tiny   # games already played
+    python bench/bench_game.py --tabulate 0=runs/a/tiny --attack cgc   # with their stored `pvg eval attack --reward cgc`
 
 Writes `bench/results/<run name>.md` (the table docs/results.md quotes) and prints it; with `--seeds`,
 one section a seed (its own warm start and game, run one after another so that each is timed
@@ -184,7 +185,14 @@ def across_seeds(runs: dict[int, tuple[Path, float | None]],
     return "\n".join(lines) + "\n"
 
 
-def tabulate(items: list[str], label: str | None = None) -> None:
+def stored_attack(run: Path, reward: str) -> tuple[dict, float] | None:
+    """The `pvg eval attack --reward REWARD` result stored in the run folder, or None (no minutes: its
+    run may have shared the cores)."""
+    path = run / "eval" / f"attack_{reward}.json"
+    return (json.loads(path.read_text()), float("nan")) if path.is_file() else None
+
+
+def tabulate(items: list[str], label: str | None = None, attack_reward: str | None = None) -> None:
     runs: dict[int, tuple[Path, float | None]] = {}
     for item in items:
         seed, sep, path = item.partition("=")
@@ -193,7 +201,16 @@ def tabulate(items: list[str], label: str | None = None) -> None:
             sys.exit(f"--tabulate {item}: expected SEED=RUN, RUN a run folder with at least one finished round")
         runs[int(seed)] = (run, None)
     names = {yaml.safe_load((r / "config.yaml").read_text())["run"]["name"] for r, _ in runs.values()}
-    summary = across_seeds(runs)
+    attacks = None
+    if attack_reward:
+        found = {seed: stored_attack(run, attack_reward) for seed, (run, _) in runs.items()}
+        attacks = {seed: atk for seed, atk in found.items() if atk is not None}
+        if not attacks:
+            sys.exit(f"--attack {attack_reward}: no run folder has eval/attack_{attack_reward}.json; run "
+                     f"`pvg eval attack RUN --reward {attack_reward}` first")
+        for seed in sorted(set(found) - set(attacks)):
+            print(f"seed {seed}: no eval/attack_{attack_reward}.json, its attacker column reads —", file=sys.stderr)
+    summary = across_seeds(runs, attacks)
     print(summary)
     sources = "\n".join(f"- seed {seed}: `{run}`" for seed, (run, _) in runs.items())
     out = Path(__file__).parent / "results" / f"{label or sorted(names)[0]}-seeds.md"
@@ -223,7 +240,7 @@ def main() -> None:
                     "(games of one config name played under different code)")
     args = ap.parse_args()
     if args.tabulate:
-        tabulate(args.tabulate, args.label)
+        tabulate(args.tabulate, args.label, args.attack)
         return
     if args.config is None:
         ap.error("a config to play, or --tabulate")

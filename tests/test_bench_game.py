@@ -47,3 +47,24 @@ def test_round_table_shows_the_eval_score_gap_and_a_dash_for_runs_without_it(tmp
     lines = bench().table(tmp_path).splitlines()
     column = lines[0].split(" | ").index("the same over every eval solution")
     assert [line.split(" | ")[column] for line in lines[2:]] == ["+0.25", "—"]
+
+
+def test_a_stored_attack_joins_the_every_seed_table(tmp_path):
+    import pytest
+
+    rows = [batch(0.97, 2.0, 3.0), {"kind": "round", "round": 0, "steps_to_exploit": None, "verifier_auroc": 0.5,
+                                     "sneaky_fool_rate": 0.4, "helpful_pass_rate": 0.9}]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"run": {"name": "t"}, "ppo": {"exploit_incorrect_rate": 0.95, "exploit_window": 1}}))
+    b = bench()
+    assert b.stored_attack(tmp_path, "cgc") is None
+    with pytest.raises(SystemExit, match="pvg eval attack RUN --reward cgc"):
+        b.tabulate([f"0={tmp_path}"], attack_reward="cgc")  # no seed attacked: nothing to add
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "attack_cgc.json").write_text(json.dumps(
+        {"reward": "cgc", "max_steps": 300, "rounds": [{"round": 0, "exploited": True, "steps_to_exploit": 41},
+                                                       {"round": 1, "exploited": False, "steps_to_exploit": None}]}))
+    table = b.across_seeds({0: (tmp_path, None), 1: (tmp_path, None)}, {0: b.stored_attack(tmp_path, "cgc")})
+    head, _, row, unattacked = table.splitlines()
+    assert head.endswith("attacker's steps to exploit, by round |") and row.endswith("| 41 / > 300 |")
+    assert unattacked.endswith("| — |")
