@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import yaml
 
 from benchkit import bench_script
@@ -50,8 +51,6 @@ def test_round_table_shows_the_eval_score_gap_and_a_dash_for_runs_without_it(tmp
 
 
 def test_a_stored_attack_joins_the_every_seed_table(tmp_path):
-    import pytest
-
     rows = [batch(0.97, 2.0, 3.0), {"kind": "round", "round": 0, "steps_to_exploit": None, "verifier_auroc": 0.5,
                                      "sneaky_fool_rate": 0.4, "helpful_pass_rate": 0.9}]
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")

@@ -498,16 +498,11 @@ class Orchestrator:
                 # exploiting policy is not updated once more before the phase ends
                 parts = batch_parts(scores, correct, roles, answered)
                 check = ExploitWindow(1, ppo.exploit_incorrect_rate).add(*parts)  # this batch alone, logged
-                confirm_s = {}
-
-                def fresh() -> tuple:
-                    t_confirm = time.time()
-                    fresh_parts = self._fresh_parts(k, step)
-                    confirm_s["s"] = time.time() - t_confirm
-                    return fresh_parts
-
-                # the window's test, then a fresh batch's
-                verdict = decide(window, parts, fresh if ppo.exploit_confirm_problems else None)
+                # the window's test, then a fresh batch's; decide's time is the fresh batch's when drawn
+                t_decide = time.time()
+                verdict = decide(window, parts, (lambda: self._fresh_parts(k, step)) if ppo.exploit_confirm_problems
+                                 else None)
+                decide_s = time.time() - t_decide
                 pooled, confirm, exploited = verdict.window, verdict.fresh, verdict.exploited
                 rewards = compute_rewards(ppo.reward, scores, correct, roles, [p.id for p, _ in episodes],
                                           cgc_margin=ppo.cgc_margin, cgc_v0=ppo.cgc_v0, answered=answered)
@@ -539,7 +534,7 @@ class Orchestrator:
                         "confirm_sneaky_incorrect_rate": confirm.sneaky_incorrect_rate,
                         "confirm_sneaky_incorrect_mean_score": confirm.sneaky_incorrect_score,
                         "confirm_helpful_correct_mean_score": confirm.helpful_correct_score,
-                        "confirm_s": round(confirm_s["s"], 3)}),  # sampled and scored: what a confirmation costs
+                        "confirm_s": round(decide_s, 3)}),  # sampled and scored: what a confirmation costs
                     "exploited": exploited,
                     **stats,
                     # throughput: sampled tokens per second of sampling, and the update's wall time
