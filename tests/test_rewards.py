@@ -4,7 +4,7 @@ import pytest
 
 import random
 
-from pvg.game.exploit import ExploitWindow, check_exploit, decide
+from pvg.game.exploit import ExploitWindow, batch_parts, decide
 from pvg.game.rewards import (cgc_gate, cgc_reward, compute_rewards, correctness_reward, episode_roles,
                               goodhart_reward, identical_group_share, leave_one_out, normalize_per_group, src_ordered_reward, src_reward)
 
@@ -187,6 +187,11 @@ def test_identical_group_share():
 
 
 # ---------------------------------------------------------------- the exploit test (the paper's definition)
+
+
+def check_exploit(scores, correct, roles, incorrect_rate=0.95, answered=None):
+    """One batch alone: a window of one, as the game's test reads each batch."""
+    return ExploitWindow(1, incorrect_rate).add(*batch_parts(scores, correct, roles, answered))
 
 
 def test_exploit_compares_sneaky_incorrect_scores_with_helpful_correct_ones():
