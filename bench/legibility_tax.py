@@ -16,9 +16,9 @@ whatever they are, so on a ~99%-correct role its accuracy restates the threshold
 `bench/results/legibility_tax.md` and `.png`.
 
 The default warm start's helpful role is already ~97% correct, which leaves no room for either
-game to raise it; a weaker prover warm start gives it some (docs/results.md#the-legibility-tax):
+game to raise it; a weaker prover warm start gives it some (docs/results.md#the-legibility-tax-from-a-weaker-warm-start-seeds-0-and-1):
 
-    python bench/legibility_tax.py configs/tiny.yaml --out /tmp/tax --set warmstart.prover_steps=400
+    python bench/legibility_tax.py configs/tiny.yaml --out /tmp/tax --seeds 0 1 --problems 1000 --set warmstart.prover_steps=400
 """
 
 from __future__ import annotations
@@ -63,10 +63,13 @@ def figure(curves: dict[str, list[dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    colors, styles, seeds = {"game": "C0", "correctness-only": "C1"}, ["-", "--", ":", "-."], []
     for name, pts in curves.items():
+        game, seed = name.split(", seed ")  # one colour a game, one line style a seed
+        seeds += [seed] if seed not in seeds else []
         pts = [p for p in pts if p["judge_helpful_auroc"] is not None]
         xs, ys = [p["helpful_pass_rate"] for p in pts], [p["judge_helpful_auroc"] for p in pts]
-        ax.plot(xs, ys, marker="o", label=name)
+        ax.plot(xs, ys, marker="o", label=name, color=colors[game], linestyle=styles[seeds.index(seed) % len(styles)])
         for p, x, y in zip(pts, xs, ys):
             ax.annotate(str(p["round"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("helpful pass rate (round)")
