@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pvg.errors import PvgError  # noqa: E402
+from pvg.eval.matrix import cell  # noqa: E402
 from pvg.eval.sampling import sample, score  # noqa: E402
 from pvg.eval.store import EvalRun  # noqa: E402
 from pvg.game.metrics import acceptance_threshold, auroc  # noqa: E402
@@ -79,11 +80,10 @@ def cross(runs: dict[str, EvalRun], problems: list, seed: int) -> dict:
                                  runs[vname].cfg.verifier.threshold)
         row = {"verifier": (vname, i), "auroc": {}, "fool": {}}
         for key, ss in sols.items():
-            row["auroc"][key] = auroc(scores[key], [s.correct for s in ss])
-            wrong = [v for v, s in zip(scores[key], ss) if s.role == "sneaky" and not s.correct]
-            row["fool"][key] = sum(v >= t for v in wrong) / len(wrong) if wrong else float("nan")
+            row["fool"][key], row["auroc"][key] = cell(scores[key], ss, t)
         flat = [(v, s.correct) for key, ss in sols.items() for v, s in zip(scores[key], ss)]
-        row["pooled_auroc"] = auroc([v for v, _ in flat], [c for _, c in flat])
+        pooled = auroc([v for v, _ in flat], [c for _, c in flat])
+        row["pooled_auroc"] = None if pooled != pooled else pooled
         rows.append(row)
     sneaky_wrong = {key: statistics.fmean(not s.correct for s in ss if s.role == "sneaky") for key, ss in sols.items()}
     helpful_right = {key: statistics.fmean(s.correct for s in ss if s.role == "helpful") for key, ss in sols.items()}
@@ -96,7 +96,8 @@ def table(result: dict, what: str, fmt: str, pooled: bool) -> list[str]:
     lines = [head, "|---" * (len(cols) + 1 + pooled) + "|"]
     for row in result["rows"]:
         n, i = row["verifier"]
-        cells = [format(row[what][c], fmt) for c in cols] + ([format(row["pooled_auroc"], ".3f")] if pooled else [])
+        values = [row[what][c] for c in cols] + ([row["pooled_auroc"]] if pooled else [])
+        cells = ["–" if v is None else format(v, f) for v, f in zip(values, [fmt] * len(cols) + [".3f"])]
         lines.append(f"| {n} {i} | " + " | ".join(cells) + " |")
     return lines
 

@@ -1,7 +1,6 @@
 """bench/cross_verifiers.py: two games' verifiers graded on the same solutions (real checkpoints
 written by hand, real sampling and scoring)."""
 
-import math
 import shutil
 
 import pytest
@@ -30,10 +29,8 @@ def test_one_game_against_its_copy_grades_both_verifiers_on_the_same_solutions(t
     for k in (0, 1):
         for key in result["provers"]:
             for what in ("auroc", "fool"):
-                x, y = rows[("A", k)][what][key], rows[("B", k)][what][key]
-                assert x == y or (math.isnan(x) and math.isnan(y))
-        pa, pb = rows[("A", k)]["pooled_auroc"], rows[("B", k)]["pooled_auroc"]
-        assert pa == pb or (math.isnan(pa) and math.isnan(pb))
+                assert rows[("A", k)][what][key] == rows[("B", k)][what][key]
+        assert rows[("A", k)]["pooled_auroc"] == rows[("B", k)]["pooled_auroc"]
     # the copy's provers wrote the same texts, so their rates agree too
     assert result["sneaky_incorrect"][("A", 1)] == result["sneaky_incorrect"][("B", 1)]
     text = m.report(result, "cmd", len(problems))
@@ -75,3 +72,5 @@ def test_tables_put_verifiers_in_rows_and_provers_in_columns():
     assert auc[2] == "| S 0 | 0.800 | 0.600 | 0.700 |" and auc[3] == "| C 0 | 0.500 | 0.900 | 0.650 |"
     fool = m.table(result, "fool", ".0%", False)
     assert fool[2] == "| S 0 | 10% | 25% |"
+    result["rows"][1]["fool"][("S", 0)] = None  # undefined (no wrong sneaky solution): a dash, not a crash
+    assert m.table(result, "fool", ".0%", False)[3] == "| C 0 | – | 50% |"

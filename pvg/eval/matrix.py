@@ -18,6 +18,15 @@ from pvg.eval.store import EvalRun
 from pvg.game.metrics import acceptance_threshold, auroc
 
 
+def cell(scores: list[float], sols: list, threshold: float) -> tuple[float | None, float | None]:
+    """One verifier on one prover's solutions: the share of its sneaky wrong ones accepted at
+    `threshold`, and the AUROC of correct against incorrect; None where either is undefined.
+    `bench/cross_verifiers.py` fills its cross-game matrix with it too."""
+    wrong = [v for v, s in zip(scores, sols) if s.role == "sneaky" and not s.correct]
+    a = auroc(scores, [s.correct for s in sols])
+    return (sum(v >= threshold for v in wrong) / len(wrong) if wrong else None), (None if a != a else a)
+
+
 def matrix(run: EvalRun, n_problems: int, seed: int, advance=lambda **_: None) -> dict:
     test = run.problems("test")
     problems = random.Random(seed).sample(test, min(n_problems, len(test)))
@@ -32,10 +41,7 @@ def matrix(run: EvalRun, n_problems: int, seed: int, advance=lambda **_: None) -
         thresholds[str(i)] = t
         fool[str(i)], roc[str(i)] = {}, {}
         for j in ks:
-            wrong = [v for v, s in zip(scores[j], sols[j]) if s.role == "sneaky" and not s.correct]
-            fool[str(i)][str(j)] = sum(v >= t for v in wrong) / len(wrong) if wrong else None
-            a = auroc(scores[j], [s.correct for s in sols[j]])
-            roc[str(i)][str(j)] = None if a != a else a
+            fool[str(i)][str(j)], roc[str(i)][str(j)] = cell(scores[j], sols[j], t)
         advance()
     sneaky_incorrect = {str(j): sum(not s.correct for s in sols[j] if s.role == "sneaky") / len(problems) for j in ks}
     return {"problems": len(problems), "rounds": [str(k) for k in ks], "threshold_rule": run.cfg.verifier.threshold,
