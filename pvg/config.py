@@ -78,6 +78,11 @@ class DataConfig(_Strict):
                     "line right and the final `#### N` not the last result, and `stale_operand`: stale_value's wider "
                     "family (an earlier result's own operand in its place, on either side)",
     )
+    first_step_kinds: list[FlawKind] = Field(
+        default_factory=list,
+        description="flaw kinds planted at the first step they fit, not a random one (each one of flaw_kinds): a tiny "
+                    "sneaky prover taught a once-only flaw that may go at any of several steps often writes none",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig, description="how problems divide into the prover's "
                                                                         "side, the verifier's side and the test set")
 
@@ -85,6 +90,8 @@ class DataConfig(_Strict):
     def _check(self) -> "DataConfig":
         if self.min_steps > self.max_steps:
             raise ValueError(f"min_steps ({self.min_steps}) must be <= max_steps ({self.max_steps})")
+        if stray := [k for k in self.first_step_kinds if k not in self.flaw_kinds]:
+            raise ValueError(f"first_step_kinds names {', '.join(stray)}, not among flaw_kinds ({', '.join(self.flaw_kinds)})")
         if self.source == "jsonl" and not self.path:
             raise ValueError("source 'jsonl' needs data.path (a GSM8K-style JSONL file)")
         if self.source == "hub" and not self.hub_name:

@@ -230,3 +230,49 @@ def test_max_start_bounds_starting_quantity():
     for p in generate(40, seed=9, max_start=5):
         start = int(re.search(r"\d+", p.question)[0])
         assert 2 <= start <= 5, p.question
+
+
+def test_a_first_step_kind_goes_at_the_first_step_it_fits():
+    """No earlier step takes the kind in any of many draws (it does not fit there, or only as a copy of
+    another of the problem's flaws), and without first-step kinds the problems are drawn as before."""
+    from pvg.data.synth import _story, execute, plant_flaw, render
+
+    kinds = ["wrong_operation", "misread_quantity", "dropped_step", "stale_operand"]
+    firsts = generate(300, seed=0, min_steps=2, max_steps=3, flaws_per_problem=4, flaw_kinds=kinds,
+                      first_step_kinds=["stale_operand"])
+    stale = [(p, min((f for f in p.flawed if f.flaw.kind == "stale_operand"), key=lambda f: f.flaw.step))
+             for p in firsts if any(f.flaw.kind == "stale_operand" for f in p.flawed)]  # a second goes at a later step
+    assert len(stale) >= 250
+    steps_of = {}
+    rng = random.Random(0)
+    for _ in range(200_000):  # the stories behind the problems, found again by their question
+        story = _story(rng, rng.randint(2, 3), 30, 20, 200)
+        if story:
+            steps_of.setdefault(story[0], story[1])
+    checked = 0
+    for p, f in stale:
+        steps = steps_of.get(p.question)
+        if steps is None:
+            continue
+        checked += 1
+        for k in range(f.flaw.step):  # every earlier step: no draw plants a wrong answer there
+            for seed in range(16):
+                planted = plant_flaw(steps, "stale_operand", k, random.Random(seed))
+                values = planted and execute(planted.steps, planted.slip)
+                if values and str(values[-1]) != p.answer:
+                    text = render(planted.steps, values, "compact", values[-1])
+                    assert text in {g.compact for g in p.flawed}, (p.question, k, f.flaw.step)
+    assert checked >= 50
+    assert Counter(f.flaw.step for _, f in stale)[1] > Counter(f.flaw.step for _, f in stale)[2]
+    randoms = generate(300, seed=0, min_steps=2, max_steps=3, flaws_per_problem=4, flaw_kinds=kinds)
+    assert generate(300, seed=0, min_steps=2, max_steps=3, flaws_per_problem=4, flaw_kinds=kinds,
+                    first_step_kinds=[]) == randoms
+
+
+def test_first_step_kinds_must_be_planted_kinds():
+    from pydantic import ValidationError
+
+    from pvg.config import DataConfig
+
+    with pytest.raises(ValidationError, match="first_step_kinds names stale_operand"):
+        DataConfig(flaw_kinds=["wrong_operation"], first_step_kinds=["stale_operand"])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Sequence
 
-from pvg.data.flaw_draw import KindDraw
+from pvg.data.flaw_draw import KindDraw, steps_to_try
 from pvg.data.problems import Flaw, FlawedSolution, Problem
 
 ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>=]+)>>")
@@ -274,7 +274,8 @@ def _swap_visible_op(segment: str, old: str, new: str) -> str:
     return segment
 
 
-def planted_flaws(problem: Problem, kinds: Sequence[str], count: int, rng: random.Random) -> tuple[FlawedSolution, ...]:
+def planted_flaws(problem: Problem, kinds: Sequence[str], count: int, rng: random.Random,
+                  first_step_kinds: Sequence[str] = ()) -> tuple[FlawedSolution, ...]:
     """Up to `count` distinct flawed solutions of one GSM8K problem, drawn as synth draws them."""
     calcs = read_program(problem.reference or "")
     if calcs is None:
@@ -285,20 +286,25 @@ def planted_flaws(problem: Problem, kinds: Sequence[str], count: int, rng: rando
     for _ in range(40):
         if len(out) == count or (kind := draw.next()) is None:
             break
-        k = rng.randrange(len(calcs))
-        if (kind, k) in seen:
-            draw.record(kind, False)
-            continue
-        seen.add((kind, k))
-        f = plant(problem, kind, k, rng, calcs)
-        ok = f is not None and all(f.text != g.text for g in out)
-        draw.record(kind, ok)
-        if ok:
+        f = None
+        for k in steps_to_try(kind, len(calcs), first_step_kinds, rng):
+            if (kind, k) in seen:
+                continue
+            f = plant(problem, kind, k, rng, calcs)
+            if f is not None and all(f.text != g.text for g in out):
+                break
+            f = None
+            if kind not in first_step_kinds:  # a random step that failed is not drawn again; a first step is, up to its draws
+                seen.add((kind, k))
+        draw.record(kind, f is not None)
+        if f is not None:
+            seen.add((kind, k))
             out.append(f)
     return tuple(out)
 
 
-def with_planted_flaws(problems: Sequence[Problem], kinds: Sequence[str], count: int, seed: int) -> list[Problem]:
+def with_planted_flaws(problems: Sequence[Problem], kinds: Sequence[str], count: int, seed: int,
+                       first_step_kinds: Sequence[str] = ()) -> list[Problem]:
     """Every problem that has none yet gets its planted flaws; seeded by the problem's id, so a problem
     gets the same flaws whatever else the file holds."""
     out = []
@@ -307,5 +313,5 @@ def with_planted_flaws(problems: Sequence[Problem], kinds: Sequence[str], count:
             out.append(p)
             continue
         rng = random.Random(f"{seed}:{p.id}")
-        out.append(replace(p, flawed=planted_flaws(p, kinds, count, rng)))
+        out.append(replace(p, flawed=planted_flaws(p, kinds, count, rng, first_step_kinds)))
     return out

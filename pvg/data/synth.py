@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from pvg.data.flaw_draw import KindDraw
+from pvg.data.flaw_draw import KindDraw, steps_to_try
 from pvg.data.problems import Difficulty, Flaw, FlawedSolution, Problem, stable_id
 
 FLAW_KINDS = ("arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value", "miscopied_answer",
@@ -267,7 +267,8 @@ def plant_flaw(steps: list[Step], kind: str, k: int, rng: random.Random) -> Plan
 
 
 def flawed_solutions(
-    steps: list[Step], answer: int, kinds: Sequence[str], count: int, rng: random.Random
+    steps: list[Step], answer: int, kinds: Sequence[str], count: int, rng: random.Random,
+    first_step_kinds: Sequence[str] = (),
 ) -> list[FlawedSolution]:
     out: list[FlawedSolution] = []
     seen: set[tuple[str, int]] = set()
@@ -275,30 +276,30 @@ def flawed_solutions(
     for _ in range(40):
         if len(out) == count or (kind := draw.next()) is None:
             break
-        k = rng.randrange(len(steps))
-        if (kind, k) in seen:
-            draw.record(kind, False)
-            continue
-        planted = plant_flaw(steps, kind, k, rng)
-        values = None if planted is None else execute(planted.steps, planted.slip)
-        final = None if values is None else values[-1] + planted.answer_off
-        compact = None if final is None or final == answer or not 0 <= final <= MAX_VALUE else (
-            render(planted.steps, values, "compact", final))
-        # a duplicate too (e.g. dropping either of two identical steps)
-        if compact is None or any(f.compact == compact for f in out):
-            draw.record(kind, False)
-            continue
-        draw.record(kind, True)
-        seen.add((kind, k))
-        out.append(
-            FlawedSolution(
-                text=render(planted.steps, values, "gsm8k", final),
-                compact=compact,
-                answer=str(final),
-                flaw=Flaw(kind=kind, step=k),
-            )
-        )
+        made = None
+        for k in steps_to_try(kind, len(steps), first_step_kinds, rng):
+            if (kind, k) not in seen and (made := _flawed(steps, answer, kind, k, rng, out)) is not None:
+                break
+        draw.record(kind, made is not None)
+        if made is not None:
+            seen.add((kind, made.flaw.step))
+            out.append(made)
     return out
+
+
+def _flawed(steps: list[Step], answer: int, kind: str, k: int, rng: random.Random,
+            out: list[FlawedSolution]) -> FlawedSolution | None:
+    """One flawed solution with `kind` at step `k`; None if it does not fit there, leaves the answer
+    right or out of range, or repeats one in `out` (e.g. dropping either of two identical steps)."""
+    planted = plant_flaw(steps, kind, k, rng)
+    values = None if planted is None else execute(planted.steps, planted.slip)
+    final = None if values is None else values[-1] + planted.answer_off
+    compact = None if final is None or final == answer or not 0 <= final <= MAX_VALUE else (
+        render(planted.steps, values, "compact", final))
+    if compact is None or any(f.compact == compact for f in out):
+        return None
+    return FlawedSolution(text=render(planted.steps, values, "gsm8k", final), compact=compact, answer=str(final),
+                          flaw=Flaw(kind=kind, step=k))
 
 
 def generate(
@@ -311,8 +312,10 @@ def generate(
     max_operand: int = 20,
     max_value: int = 200,
     flaw_kinds: Sequence[str] = DEFAULT_FLAW_KINDS,
+    first_step_kinds: Sequence[str] = (),
 ) -> list[Problem]:
-    """`n` distinct problems, each with `flaws_per_problem` flawed solutions (fewer only if impossible)."""
+    """`n` distinct problems, each with `flaws_per_problem` flawed solutions (fewer only if impossible);
+    the kinds of `first_step_kinds` at the first step they fit (`steps_to_try`)."""
     rng = random.Random(seed)
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -328,7 +331,7 @@ def generate(
         values = execute(steps)
         if values is None or question in seen:
             continue
-        flawed = flawed_solutions(steps, values[-1], flaw_kinds, flaws_per_problem, rng)
+        flawed = flawed_solutions(steps, values[-1], flaw_kinds, flaws_per_problem, rng, first_step_kinds)
         if not flawed:
             continue
         seen.add(question)

@@ -64,6 +64,7 @@ ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("warmstart", "hub_lr"): 1e-5,
     ("warmstart", "hub_batch_size"): 8,
     ("prover", "lora"): None,  # a hub prover's warm start trains through the adapter
+    ("data", "first_step_kinds"): [],
 }
 
 
