@@ -41,6 +41,9 @@ ROUND_KEYS = [
     "verifier_soundness", "sneaky_fool_rate", "steps_to_exploit", "exploited", "kl_to_init",
     "helpful_mean_tokens", "sneaky_mean_tokens", "verifier_phase_s", "prover_phase_s",
 ]
+# The round's KL to init is the mean of its last updates' estimates: one batch's k1 estimate is noisy
+# (a correctness-only round read 0.00 on its last batch: docs/results.md#the-legibility-tax-from-a-weaker-warm-start-seeds-0-and-1).
+KL_BATCHES = 10
 
 
 @dataclass(frozen=True)
@@ -485,7 +488,7 @@ class Orchestrator:
         t0 = time.time()
         carry = cfg.game.prover_start == "last_round" and k > 0
         self.prover.reset(seed_for(cfg.run.seed, k, "prover-init"), self.rf.ckpt_target(k - 1, "prover") if carry else None)
-        steps_to_exploit, last, kl_to_init = None, {}, None
+        steps_to_exploit, last, kls = None, {}, []
         ppo_step0 = self.rf.ppo_steps_before(k)  # the rounds before this one, on TensorBoard's one PPO axis
         window = ExploitWindow(ppo.exploit_window, ppo.exploit_incorrect_rate)
         with progress_bar(f"round {k}: prover PPO", ppo.max_steps, self.progress) as advance:
@@ -548,7 +551,9 @@ class Orchestrator:
                 if exploited:
                     steps_to_exploit = step
                     break
-                kl_to_init = stats.get("kl_to_init")
+                if stats.get("kl_to_init") is not None:
+                    kls.append(stats["kl_to_init"])
+        kl_to_init = sum(kls[-KL_BATCHES:]) / len(kls[-KL_BATCHES:]) if kls else None
         return {
             "steps_to_exploit": steps_to_exploit,
             "exploited": steps_to_exploit is not None,
