@@ -39,7 +39,7 @@ COLUMNS = [
     ("round", "round", "{}"),
     ("helpful_pass_rate", "helpful pass", "{:.0%}"),
     ("sneaky_incorrect_rate", "sneaky incorrect", "{:.0%}"),
-    ("phase_end_sneaky_incorrect", "sneaky incorrect, last PPO batch", "{:.0%}"),
+    ("phase_end_sneaky_incorrect", "sneaky incorrect, last 10 PPO batches", "{:.0%}"),
     ("verifier_auroc", "AUROC", "{:.3f}"),
     ("verifier_completeness", "completeness", "{:.0%}"),
     ("verifier_soundness", "soundness", "{:.0%}"),
@@ -55,6 +55,11 @@ COLUMNS = [
 ]
 
 
+# The phase's end read over its last ten PPO batches: one batch holds 64 sneaky solutions in the tiny
+# game, so its rate moves by about 4 points from batch to batch at 90%; ten hold 640.
+PHASE_END_BATCHES = 10
+
+
 def fmt(value, pattern: str) -> str:
     if value is None:
         return "—"
@@ -65,8 +70,8 @@ def fmt(value, pattern: str) -> str:
 
 
 def round_rows(run: Path) -> list[dict]:
-    """The round rows, each with `phase_end_sneaky_incorrect`: the sneaky role's incorrect rate in the
-    prover phase's last PPO batch (the issue's "stays sneaky" measure, before the pool is sampled), and
+    """The round rows, each with `phase_end_sneaky_incorrect`: the sneaky role's incorrect rate over the
+    prover phase's last PPO batches (the issue's "stays sneaky" measure, before the pool is sampled), and
     how near the phase came to an exploit (`closest_gap`)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     from pvg.config import PPOConfig
@@ -79,9 +84,16 @@ def round_rows(run: Path) -> list[dict]:
     for r in rows:
         if r["kind"] == "ppo":
             by_round.setdefault(r["round"], []).append(r)
-    return [r | {"phase_end_sneaky_incorrect": (by_round.get(r["round"]) or [{}])[-1].get("sneaky_incorrect_rate"),
+    return [r | {"phase_end_sneaky_incorrect": phase_end_rate(by_round.get(r["round"], [])),
                  "closest_gap": closest_gap(by_round.get(r["round"], []), bar, size)}
             for r in rows if r["kind"] == "round"]
+
+
+def phase_end_rate(batches: list[dict]) -> float | None:
+    """The sneaky incorrect rate over the phase's last `PHASE_END_BATCHES` batches (equal-sized, so the
+    mean of their rates); None when none has a sneaky role (the correctness-only baseline)."""
+    rates = [b["sneaky_incorrect_rate"] for b in batches[-PHASE_END_BATCHES:] if b.get("sneaky_incorrect_rate") is not None]
+    return sum(rates) / len(rates) if rates else None
 
 
 def closest_gap(batches: list[dict], bar: float, size: int) -> float | None:

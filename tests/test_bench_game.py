@@ -40,6 +40,13 @@ def test_round_rows_carry_the_gap_from_the_run_config(tmp_path):
     assert got[1]["phase_end_sneaky_incorrect"] == 0.98 and got[0]["phase_end_sneaky_incorrect"] is None
 
 
+def test_the_phase_end_rate_is_the_last_ten_batches():
+    b = bench()
+    batches = [{"sneaky_incorrect_rate": 0.0}] * 2 + [{"sneaky_incorrect_rate": 0.9}] * 5 + [{"sneaky_incorrect_rate": 1.0}] * 5
+    assert abs(b.phase_end_rate(batches) - 0.95) < 1e-9  # the first two fall outside the last ten
+    assert b.phase_end_rate([{"sneaky_incorrect_rate": None}] * 3) is None and b.phase_end_rate([]) is None
+
+
 def test_round_table_shows_the_eval_score_gap_and_a_dash_for_runs_without_it(tmp_path):
     rows = [batch(0.97, 2.0, 3.0), {"kind": "round", "round": 0, "sneaky_score_gap": 0.25},
             dict(batch(0.97, 2.0, 3.0), round=1), {"kind": "round", "round": 1}]  # a run from before the metric
