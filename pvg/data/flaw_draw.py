@@ -51,7 +51,7 @@ def steps_to_try(kind: str, n_steps: int, first_step_kinds: Sequence[str], rng: 
     Why a fixed place: a tiny prover taught one flaw that may go at either of two steps cannot tell,
     at the second, whether it already planted one, and writes the reference instead (the warm-started
     sneaky role, decoded greedily, was right on 32% of 3-step problems, 6% of 2-step ones). Measured
-    as an option, not the default: it left round 0 unexploited: docs/results.md#the-flaw-at-its-first-step-three-seeds.
+    as an option, not the default: no seed's round 0 was exploited within the game: docs/results.md#the-flaw-at-its-first-step-three-seeds.
     A random step draws exactly as before, so problems without first-step kinds do not change.
     """
     if kind in first_step_kinds:
