@@ -30,7 +30,7 @@ from pvg.errors import PvgError  # noqa: E402
 from pvg.eval.matrix import cell  # noqa: E402
 from pvg.eval.sampling import sample, score  # noqa: E402
 from pvg.eval.store import EvalRun  # noqa: E402
-from pvg.game.metrics import acceptance_threshold, auroc  # noqa: E402
+from pvg.game.metrics import acceptance_threshold  # noqa: E402
 
 
 def fail(message: str) -> None:
@@ -81,9 +81,7 @@ def cross(runs: dict[str, EvalRun], problems: list, seed: int) -> dict:
         row = {"verifier": (vname, i), "auroc": {}, "fool": {}}
         for key, ss in sols.items():
             row["fool"][key], row["auroc"][key] = cell(scores[key], ss, t)
-        flat = [(v, s.correct) for key, ss in sols.items() for v, s in zip(scores[key], ss)]
-        pooled = auroc([v for v, _ in flat], [c for _, c in flat])
-        row["pooled_auroc"] = None if pooled != pooled else pooled
+        _, row["pooled_auroc"] = cell([v for key in sols for v in scores[key]], [s for ss in sols.values() for s in ss], t)
         rows.append(row)
     sneaky_wrong = {key: statistics.fmean(not s.correct for s in ss if s.role == "sneaky") for key, ss in sols.items()}
     helpful_right = {key: statistics.fmean(s.correct for s in ss if s.role == "helpful") for key, ss in sols.items()}
