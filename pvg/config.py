@@ -83,6 +83,11 @@ class DataConfig(_Strict):
         description="flaw kinds planted at the first step they fit, not a random one (each one of flaw_kinds): a tiny "
                     "sneaky prover taught a once-only flaw that may go at any of several steps often writes none",
     )
+    last_step_kinds: list[FlawKind] = Field(
+        default_factory=list,
+        description="flaw kinds planted at the last step they fit, not a random one (each one of flaw_kinds, none "
+                    "of first_step_kinds): one place to plant, as first_step_kinds, and late in the solution",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig, description="how problems divide into the prover's "
                                                                         "side, the verifier's side and the test set")
 
@@ -92,6 +97,10 @@ class DataConfig(_Strict):
             raise ValueError(f"min_steps ({self.min_steps}) must be <= max_steps ({self.max_steps})")
         if stray := [k for k in self.first_step_kinds if k not in self.flaw_kinds]:
             raise ValueError(f"first_step_kinds names {', '.join(stray)}, not among flaw_kinds ({', '.join(self.flaw_kinds)})")
+        if stray := [k for k in self.last_step_kinds if k not in self.flaw_kinds]:
+            raise ValueError(f"last_step_kinds names {', '.join(stray)}, not among flaw_kinds ({', '.join(self.flaw_kinds)})")
+        if both := [k for k in self.last_step_kinds if k in self.first_step_kinds]:
+            raise ValueError(f"{', '.join(both)} is in both first_step_kinds and last_step_kinds; a kind goes at one of them")
         if self.source == "jsonl" and not self.path:
             raise ValueError("source 'jsonl' needs data.path (a GSM8K-style JSONL file)")
         if self.source == "hub" and not self.hub_name:

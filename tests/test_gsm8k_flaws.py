@@ -142,11 +142,15 @@ def test_without_real_gsm8k_the_hub_tests_play_on_generated_gsm8k_format(monkeyp
     assert all(planted_flaws(p, DEFAULT_FLAW_KINDS, 1, random.Random(0)) for p in loaded[:5])
 
 
-def test_a_first_step_kind_goes_at_the_first_step_it_fits():
+def test_a_fixed_step_kind_goes_at_the_first_or_last_step_it_fits():
     """SODA's first two steps build on nothing (3*6, 4*7), its third and fourth on earlier results
-    (28/2, 18-14): as a first-step kind, stale_operand lands on the third, every seed."""
+    (28/2, 18-14): as a first-step kind, stale_operand lands on the third, as a last-step kind on the
+    fourth, every seed."""
     for seed in range(12):
         f, = planted_flaws(SODA, ["stale_operand"], 1, random.Random(seed), first_step_kinds=["stale_operand"])
         assert f.flaw.step == 2, f.text
+    for seed in range(12):  # as a last-step kind, on the fourth (18-14), every seed
+        f, = planted_flaws(SODA, ["stale_operand"], 1, random.Random(seed), last_step_kinds=["stale_operand"])
+        assert f.flaw.step == 3, f.text
     drawn = {f.flaw.step for seed in range(12) for f in planted_flaws(SODA, ["stale_operand"], 1, random.Random(seed))}
     assert len(drawn) > 1  # at random it goes at more than one step

@@ -234,16 +234,19 @@ def test_max_start_bounds_starting_quantity():
         assert 2 <= start <= 5, p.question
 
 
-def test_a_first_step_kind_goes_at_the_first_step_it_fits():
-    """No earlier step takes the kind in any of many draws (it does not fit there, or only as a copy of
-    another of the problem's flaws), and without first-step kinds the problems are drawn as before."""
+@pytest.mark.parametrize("end", ["first", "last"])
+def test_a_fixed_step_kind_goes_at_the_first_or_last_step_it_fits(end):
+    """No step before (first) or after (last) the planted one takes the kind in any of many draws (it
+    does not fit there, or only as a copy of another of the problem's flaws), and without fixed-step
+    kinds the problems are drawn as before."""
     from pvg.data.synth import _story, execute, plant_flaw, render
 
     kinds = ["wrong_operation", "misread_quantity", "dropped_step", "stale_operand"]
-    firsts = generate(300, seed=0, min_steps=2, max_steps=3, flaws_per_problem=4, flaw_kinds=kinds,
-                      first_step_kinds=["stale_operand"])
-    stale = [(p, min((f for f in p.flawed if f.flaw.kind == "stale_operand"), key=lambda f: f.flaw.step))
-             for p in firsts if any(f.flaw.kind == "stale_operand" for f in p.flawed)]  # a second goes at a later step
+    fixed = generate(300, seed=0, min_steps=2, max_steps=3, flaws_per_problem=4, flaw_kinds=kinds,
+                     **{f"{end}_step_kinds": ["stale_operand"]})
+    pick = min if end == "first" else max  # a second one goes at a step further in
+    stale = [(p, pick((f for f in p.flawed if f.flaw.kind == "stale_operand"), key=lambda f: f.flaw.step))
+             for p in fixed if any(f.flaw.kind == "stale_operand" for f in p.flawed)]
     assert len(stale) >= 250
     steps_of = {}
     rng = random.Random(0)
@@ -257,7 +260,8 @@ def test_a_first_step_kind_goes_at_the_first_step_it_fits():
         if steps is None:
             continue
         checked += 1
-        for k in range(f.flaw.step):  # every earlier step: no draw plants a wrong answer there
+        passed = range(f.flaw.step) if end == "first" else range(f.flaw.step + 1, len(steps))
+        for k in passed:  # every step tried before it: no draw plants a wrong answer there
             for seed in range(16):
                 planted = plant_flaw(steps, "stale_operand", k, random.Random(seed))
                 values = planted and execute(planted.steps, planted.slip)
@@ -265,11 +269,12 @@ def test_a_first_step_kind_goes_at_the_first_step_it_fits():
                     text = render(planted.steps, values, "compact", values[-1])
                     assert text in {g.compact for g in p.flawed}, (p.question, k, f.flaw.step)
     assert checked >= 50
-    assert Counter(f.flaw.step for _, f in stale)[1] > Counter(f.flaw.step for _, f in stale)[2]
+    at = Counter(f.flaw.step for p, f in stale if p.reference.count("<<") == 3)  # 3-step problems
+    assert (at[1] > at[2]) if end == "first" else (at[2] > 5 * at[1])
     randoms = generate(300, seed=0, min_steps=2, max_steps=3, flaws_per_problem=4, flaw_kinds=kinds)
     fingerprint = hashlib.sha256(json.dumps([p.to_json() for p in randoms]).encode()).hexdigest()[:16]
     assert fingerprint == "25975ea64d17bac8"  # these problems as drawn before first_step_kinds existed (8ec7ca2)
-    assert randoms != firsts
+    assert randoms != fixed
 
 
 def test_first_step_kinds_must_be_planted_kinds():
@@ -279,3 +284,7 @@ def test_first_step_kinds_must_be_planted_kinds():
 
     with pytest.raises(ValidationError, match="first_step_kinds names stale_operand"):
         DataConfig(flaw_kinds=["wrong_operation"], first_step_kinds=["stale_operand"])
+    with pytest.raises(ValidationError, match="last_step_kinds names stale_operand"):
+        DataConfig(flaw_kinds=["wrong_operation"], last_step_kinds=["stale_operand"])
+    with pytest.raises(ValidationError, match="stale_operand is in both"):
+        DataConfig(flaw_kinds=["stale_operand"], first_step_kinds=["stale_operand"], last_step_kinds=["stale_operand"])

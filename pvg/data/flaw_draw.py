@@ -38,22 +38,32 @@ class KindDraw:
             self.failed[kind] += 1
 
 
-# Draws at each step before a first-step kind moves on: a kind with random parts (which operand goes
+# Draws at each step before a fixed-step kind moves on: a kind with random parts (which operand goes
 # stale, and to which number) may fit a step in one draw and give the right answer in another.
 DRAWS_PER_STEP = 32
 
 
-def steps_to_try(kind: str, n_steps: int, first_step_kinds: Sequence[str], rng: random.Random) -> list[int]:
-    """The steps one try plants `kind` at, in order, until one works: a random step, or for a kind of
-    `first_step_kinds` every step from the first (each `DRAWS_PER_STEP` times), so it lands at the
-    first step it fits.
+def is_fixed(kind: str, first_step_kinds: Sequence[str], last_step_kinds: Sequence[str]) -> bool:
+    """Whether `kind` goes at a fixed step (first or last it fits), so a step it failed at is tried again."""
+    return kind in first_step_kinds or kind in last_step_kinds
+
+
+def steps_to_try(kind: str, n_steps: int, first_step_kinds: Sequence[str], rng: random.Random,
+                 last_step_kinds: Sequence[str] = ()) -> list[int]:
+    """The steps one try plants `kind` at, in order, until one works: a random step; for a kind of
+    `first_step_kinds` every step from the first, for one of `last_step_kinds` every step from the
+    last (each `DRAWS_PER_STEP` times), so it lands at the first, or the last, step it fits.
 
     Why a fixed place: a tiny prover taught one flaw that may go at either of two steps cannot tell,
     at the second, whether it already planted one, and writes the reference instead (the warm-started
-    sneaky role, decoded greedily, was right on 32% of 3-step problems, 6% of 2-step ones). Measured
-    as an option, not the default: no seed's round 0 was exploited within the game: docs/results.md#the-flaw-at-its-first-step-three-seeds.
-    A random step draws exactly as before, so problems without first-step kinds do not change.
+    sneaky role, decoded greedily, was right on 32% of 3-step problems, 6% of 2-step ones). At the
+    first step, measured as an option: no seed's round 0 was exploited within the game:
+    docs/results.md#the-flaw-at-its-first-step-three-seeds. The last step keeps one place and puts the
+    flaw late, where less of the solution departs from a correct one.
+    A random step draws exactly as before, so problems without fixed-step kinds do not change.
     """
     if kind in first_step_kinds:
         return [k for k in range(n_steps) for _ in range(DRAWS_PER_STEP)]
+    if kind in last_step_kinds:
+        return [k for k in reversed(range(n_steps)) for _ in range(DRAWS_PER_STEP)]
     return [rng.randrange(n_steps)]

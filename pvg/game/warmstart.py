@@ -65,6 +65,7 @@ ADDED_LATER: dict[tuple[str, ...], Any] = {
     ("warmstart", "hub_batch_size"): 8,
     ("prover", "lora"): None,  # a hub prover's warm start trains through the adapter
     ("data", "first_step_kinds"): [],
+    ("data", "last_step_kinds"): [],
 }
 
 
