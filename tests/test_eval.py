@@ -111,6 +111,49 @@ def test_discriminator_finds_a_planted_style():
     assert abs(discriminator_auc(same)["auc"] - 0.5) < 0.1
 
 
+def test_departures(run):
+    """Every sneaky pool solution of a round is in one cell; one that departs nowhere is the reference,
+    so it is right; a cell's gap is its wrong ones' mean score less the helpful correct mean."""
+    import pyarrow.parquet as pq
+
+    res = ok("eval", "departures", run)
+    assert [r["round"] for r in res["rounds"]] == rounds_of(run)
+    stored(run, "departures")
+    for r in res["rounds"]:
+        pool = pq.read_table(run / "pool" / f"round-{r['round']}.parquet").to_pylist()
+        assert r["sneaky"] == sum(c["solutions"] for c in r["cells"]) == sum(x["role"] == "sneaky" for x in pool)
+        for c in r["cells"]:
+            assert 0 <= c["wrong"] <= c["solutions"]
+            if c["line"] is None:
+                assert c["wrong"] == 0
+            if c["gap"] is not None:
+                assert c["gap"] == pytest.approx(c["wrong_score"] - r["helpful_correct_score"])
+    again = pvg("eval", "departures", run)
+    assert again.exit_code == 0 and "reusing" in again.stderr
+
+
+def test_departures_counted_by_hand():
+    from pvg.eval.departures import round_departures
+
+    ref = "buys 5 more: 12 + 5 = 17\ngives 2 away: 17 - 2 = 15\n#### 15"
+    row = lambda role, text, correct, score: {"problem_id": "p", "role": role, "text": text, "correct": correct,
+                                              "verifier_score": score}
+    rows = [row("helpful", ref, True, 2.0), row("helpful", ref, True, 4.0),
+            row("helpful", "buys 5 more: 12 + 5 = 18\n#### 18", False, 9.0),  # not a helpful *correct* one
+            row("sneaky", ref, True, 3.0),
+            row("sneaky", "buys 5 more: 12 + 5 = 17\ngives 2 away: 12 - 2 = 10\n#### 10", False, 1.0),
+            row("sneaky", "buys 5 more: 12 + 5 = 17\ngives 2 away: 5 - 2 = 3\n#### 3", False, 2.0),
+            row("sneaky", "buys 5 more: 12 + 5 = 17\ngives 2 away: 17 - 2 = 15\n#### 17", False, -1.0),
+            row("sneaky", "a question of another problem", False, 0.0) | {"problem_id": "q"}]
+    res = round_departures(rows, {"p": ref})
+    assert res["helpful_correct_score"] == 3.0 and res["sneaky"] == 4
+    assert res["cells"] == [
+        {"steps": 2, "line": None, "solutions": 1, "wrong": 0, "wrong_score": None, "gap": None},
+        {"steps": 2, "line": 1, "solutions": 2, "wrong": 2, "wrong_score": 1.5, "gap": -1.5},
+        {"steps": 2, "line": 2, "solutions": 1, "wrong": 1, "wrong_score": -1.0, "gap": -4.0},  # the answer line
+    ]
+
+
 def test_reliability(run):
     res = ok("eval", "reliability", run, "--problems", "30")
     assert [r["round"] for r in res["rounds"]] == rounds_of(run)
@@ -266,6 +309,14 @@ def test_errors(run, finished_run, tmp_path):
         assert r.exit_code == 2, (cmd, r.output)
         msg = " ".join(r.stderr.split())
         assert "no finished round yet" in msg and "pvg train" in msg, msg
+    gsm8k = tmp_path / "gsm8k-run"
+    shutil.copytree(run, gsm8k, ignore=shutil.ignore_patterns("eval"))
+    (tmp_path / "g.jsonl").write_text(json.dumps({"question": "Ann has 3 apples and buys 2. How many?",
+                                                  "answer": "3 + 2 = <<3+2=5>>5\n#### 5"}) + "\n")
+    cfg = (gsm8k / "config.yaml").read_text()
+    (gsm8k / "config.yaml").write_text(cfg.replace("source: synthetic\n  path: null", f"source: jsonl\n  path: {tmp_path}/g.jsonl", 1))
+    r = pvg("eval", "departures", gsm8k)
+    assert r.exit_code == 2 and "compact references" in " ".join(r.stderr.split()), r.output
     missing = pvg("eval", "separability", tmp_path / "nope")
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
 

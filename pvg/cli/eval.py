@@ -20,7 +20,7 @@ from rich.table import Table
 from pvg.cli.common import err, friendly, out
 from pvg.errors import PvgError
 
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a finished run: sneaky-only attacks, best-of-n, separability, "
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a finished run: sneaky-only attacks, best-of-n, separability, departures, "
                                                   "weak judges, similarity, weak-to-strong, reliability by difficulty, human study kit (docs/eval.md).")
 
 RUN_DIR_ARG = typer.Argument(..., metavar="RUN_DIR", help="A run folder written by `pvg train`: a path or a URI "
@@ -122,6 +122,28 @@ def separability_cmd(run_dir: str = RUN_DIR_ARG, force: bool = FORCE, as_json: b
                ["round", "AUC", "train", "test", "sneaky incorrect"])
     for r in res["rounds"]:
         t.add_row(str(r["round"]), _num(r["auc"]), str(r["train"]), str(r["test"]), _pct(r["sneaky_incorrect_rate"]))
+    _emit(res, as_json, t)
+
+
+@eval_app.command("departures")
+@friendly
+def departures_cmd(run_dir: str = RUN_DIR_ARG, force: bool = FORCE, as_json: bool = JSON) -> None:
+    """Per round, where the sneaky pool solutions first part from the reference (by the reference's number
+    of steps) and how the round's verifier scored the wrong ones against the helpful correct mean."""
+    from pvg.eval import departures as dep
+
+    res = run_eval(run_dir, "departures", {}, lambda run: len(run.rounds(needs=("prover",), what="departures")),
+                   lambda run, adv: dep.departures(run, adv), dep.figure, force)
+    t = _table("sneaky pool solutions by the first line that differs from the reference "
+               "(gap: the wrong ones' mean score − the round's helpful correct mean)",
+               ["round", "steps", "first differing line", "solutions", "wrong", "wrong ones' score", "gap"])
+    for r in res["rounds"]:
+        for c in r["cells"]:
+            line = ("none (the reference)" if c["line"] is None else
+                    "#### answer" if c["line"] >= c["steps"] else str(c["line"] + 1))
+            t.add_row(str(r["round"]), str(c["steps"]), line, str(c["solutions"]), _pct(c["wrong"] / c["solutions"]),
+                      _num(c["wrong_score"], 2), "–" if c["gap"] is None else f"{c['gap']:+.2f}")
+        t.add_section()
     _emit(res, as_json, t)
 
 

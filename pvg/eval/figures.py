@@ -6,7 +6,7 @@ import io
 
 
 def line_figure(series: dict[str, list[tuple[int, float | None]]], title: str, ylabel: str, xlabel: str = "round",
-                chance: float | None = None, ylim=(0.0, 1.02), dpi: int = 100) -> bytes:
+                chance: float | None = None, ylim=(0.0, 1.02), dpi: int = 100, chance_label: str = "chance") -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +19,7 @@ def line_figure(series: dict[str, list[tuple[int, float | None]]], title: str, y
         if pts:
             ax.plot([k for k, _ in pts], [v for _, v in pts], marker="o", label=name)
     if chance is not None:
-        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=chance_label)
     ax.set_xticks(rounds)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

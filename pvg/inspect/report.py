@@ -216,6 +216,9 @@ EVAL_TITLES = {
                   "and n/2 incorrect helpful ones (chance 50%)"),
     "separability": ("Separability", "ROC AUC of a small discriminator telling helpful from sneaky solutions; near "
                      "50% means the sneaky role looks helpful"),
+    "departures": ("Where sneaky solutions go wrong", "sneaky pool solutions by the first line that differs from the "
+                   "reference, and the wrong ones' mean score less the helpful correct mean (at or above 0 they fool "
+                   "the verifier)"),
     "judges": ("Weak judges", "checkers trained apart from the game (whole solutions; first half only), their accuracy "
                "on each round's solutions and CAPA κp to the verifier"),
     "prover_similarity": ("Prover similarity", "CAPA κ between the rounds' provers' answers"),
