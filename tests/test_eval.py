@@ -148,9 +148,10 @@ def test_departures_counted_by_hand():
     res = round_departures(rows, {"p": ref})
     assert res["helpful_correct_score"] == 3.0 and res["sneaky"] == 4
     assert res["cells"] == [
-        {"steps": 2, "line": None, "solutions": 1, "wrong": 0, "wrong_score": None, "gap": None},
-        {"steps": 2, "line": 1, "solutions": 2, "wrong": 2, "wrong_score": 1.5, "gap": -1.5},
-        {"steps": 2, "line": 2, "solutions": 1, "wrong": 1, "wrong_score": -1.0, "gap": -4.0},  # the answer line
+        {"steps": 2, "line": None, "solutions": 1, "wrong": 0, "wrong_score": None, "gap": None, "auroc": None},
+        # helpful correct 2, 4 against wrong 1, 2: three pairs ordered, one tied
+        {"steps": 2, "line": 1, "solutions": 2, "wrong": 2, "wrong_score": 1.5, "gap": -1.5, "auroc": 0.875},
+        {"steps": 2, "line": 2, "solutions": 1, "wrong": 1, "wrong_score": -1.0, "gap": -4.0, "auroc": 1.0},  # the answer line
     ]
 
 

@@ -136,13 +136,14 @@ def departures_cmd(run_dir: str = RUN_DIR_ARG, force: bool = FORCE, as_json: boo
                    lambda run, adv: dep.departures(run, adv), dep.figure, force)
     t = _table("sneaky pool solutions by the first line that differs from the reference "
                "(gap: the wrong ones' mean score − the round's helpful correct mean)",
-               ["round", "steps", "first differing line", "solutions", "wrong", "wrong ones' score", "gap"])
+               ["round", "steps", "first differing line", "solutions", "wrong", "wrong ones' score", "gap",
+                "AUROC vs helpful correct"])
     for r in res["rounds"]:
         for c in r["cells"]:
             line = ("none (the reference)" if c["line"] is None else
                     "#### answer" if c["line"] >= c["steps"] else str(c["line"] + 1))
             t.add_row(str(r["round"]), str(c["steps"]), line, str(c["solutions"]), _pct(c["wrong"] / c["solutions"]),
-                      _num(c["wrong_score"], 2), "–" if c["gap"] is None else f"{c['gap']:+.2f}")
+                      _num(c["wrong_score"], 2), "–" if c["gap"] is None else f"{c['gap']:+.2f}", _num(c["auroc"]))
         t.add_section()
     _emit(res, as_json, t)
 

@@ -6,7 +6,8 @@ writes the reference on the problems where it cannot place its flaw (docs/result
 found both with throwaway scripts). Each sneaky pool solution is read against its problem's compact
 reference (`solution_check.first_departure`) and counted by the reference's length and the line it
 first differs at; a wrong one's mean score is set against the round's helpful correct mean, the
-exploit test's target. No model runs: the pool holds the round's own samples and scores.
+exploit test's target, and the verifier's AUROC between the two says how well it tells that cell's
+wrong solutions from correct ones (where the round's AUROC is lost). No model runs: the pool holds the round's own samples and scores.
 
 Synthetic problems only: a hub prover writes free text, which has no line-by-line reference.
 """
@@ -18,6 +19,7 @@ from collections import defaultdict
 from pvg.data.solution_check import first_departure
 from pvg.errors import PvgError
 from pvg.eval.store import EvalRun
+from pvg.game.metrics import auroc
 
 SIDE = "verifier"  # the game samples its round pools on the verifier's half
 # Cells drawn in the figure need this many wrong solutions: a mean of five scores moves by a point.
@@ -47,9 +49,11 @@ def round_departures(rows: list[dict], references: dict[str, str]) -> dict:
     target = _mean(helpful)
     out = []
     for (steps, line), c in sorted(cells.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1])):
-        score = _mean(c["wrong_scores"])
+        score, wrong = _mean(c["wrong_scores"]), c["wrong_scores"]
         out.append({"steps": steps, "line": line, "solutions": c["solutions"], "wrong": c["wrong"],
-                    "wrong_score": score, "gap": None if score is None or target is None else score - target})
+                    "wrong_score": score, "gap": None if score is None or target is None else score - target,
+                    "auroc": auroc(helpful + wrong, [True] * len(helpful) + [False] * len(wrong))
+                    if helpful and wrong else None})
     return {"helpful_correct_score": target, "sneaky": sum(c["solutions"] for c in cells.values()), "cells": out}
 
 
