@@ -2,12 +2,12 @@
 
 The round's metrics average over every sneaky solution, so they cannot tell a sneaky role that
 fools the verifier only with a late flaw from one that fools it anywhere, nor see that the role
-writes the reference on the problems where it cannot place its flaw (docs/results.md#the-flaw-at-its-first-step-three-seeds
+writes the reference where it cannot place its flaw (docs/results.md#the-flaw-at-its-first-step-three-seeds
 found both with throwaway scripts). Each sneaky pool solution is read against its problem's compact
 reference (`solution_check.first_departure`) and counted by the reference's length and the line it
-first differs at; a wrong one's mean score is set against the round's helpful correct mean, the
-exploit test's target, and the verifier's AUROC between the two says how well it tells that cell's
-wrong solutions from correct ones (where the round's AUROC is lost). No model runs: the pool holds the round's own samples and scores.
+first differs at. A cell's wrong solutions' mean score is set against the round's helpful correct
+mean (the exploit test's target), and the verifier's AUROC between the two says where the round's
+AUROC is lost. No model runs: the pool holds the round's own samples and scores.
 
 Synthetic problems only: a hub prover writes free text, which has no line-by-line reference.
 """
