@@ -56,10 +56,10 @@ def steps_to_try(kind: str, n_steps: int, first_step_kinds: Sequence[str], rng: 
 
     Why a fixed place: a tiny prover taught one flaw that may go at either of two steps cannot tell,
     at the second, whether it already planted one, and writes the reference instead (the warm-started
-    sneaky role, decoded greedily, was right on 32% of 3-step problems, 6% of 2-step ones). At the
-    first step, measured as an option: no seed's round 0 was exploited within the game:
-    docs/results.md#the-flaw-at-its-first-step-three-seeds. The last step keeps one place and puts the
-    flaw late, where less of the solution departs from a correct one.
+    sneaky role, decoded greedily, was right on 32% of 3-step problems, 6% of 2-step ones). Either
+    end keeps the sneaky role at least 92% wrong in every phase; round 0 was exploited within the
+    game in no seed at the first step, one of three at the last, two at random: the options stay
+    off by default (docs/results.md#the-flaw-at-its-last-step-three-seeds).
     A random step draws exactly as before, so problems without fixed-step kinds do not change.
     """
     if kind in first_step_kinds:
