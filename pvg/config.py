@@ -95,10 +95,9 @@ class DataConfig(_Strict):
     def _check(self) -> "DataConfig":
         if self.min_steps > self.max_steps:
             raise ValueError(f"min_steps ({self.min_steps}) must be <= max_steps ({self.max_steps})")
-        if stray := [k for k in self.first_step_kinds if k not in self.flaw_kinds]:
-            raise ValueError(f"first_step_kinds names {', '.join(stray)}, not among flaw_kinds ({', '.join(self.flaw_kinds)})")
-        if stray := [k for k in self.last_step_kinds if k not in self.flaw_kinds]:
-            raise ValueError(f"last_step_kinds names {', '.join(stray)}, not among flaw_kinds ({', '.join(self.flaw_kinds)})")
+        for name in ("first_step_kinds", "last_step_kinds"):
+            if stray := [k for k in getattr(self, name) if k not in self.flaw_kinds]:
+                raise ValueError(f"{name} names {', '.join(stray)}, not among flaw_kinds ({', '.join(self.flaw_kinds)})")
         if both := [k for k in self.last_step_kinds if k in self.first_step_kinds]:
             raise ValueError(f"{', '.join(both)} is in both first_step_kinds and last_step_kinds; a kind goes at one of them")
         if self.source == "jsonl" and not self.path:
