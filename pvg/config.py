@@ -185,8 +185,12 @@ class VerifierConfig(ModelConfig):
                                      description="the tiny verifier's shape, used only when model is null")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the verifier's training (also its warm-start "
                                               "judging)")
-    train_steps: int = Field(300, ge=1, description="optimizer steps per verifier phase, whatever the pool size "
-                                                    "(from fresh weights every round)")
+    train_steps: int = Field(300, ge=1, description="optimizer steps per verifier phase (from fresh weights every "
+                                                    "round); the least, with train_epochs set")
+    train_epochs: float | None = Field(
+        None, gt=0, description="at least this many passes over the phase's pairs: it takes max(train_steps, "
+                                "ceil(train_epochs * pairs / batch_pairs)) steps, so the growing pool is still "
+                                "fitted in late rounds; null: train_steps, whatever the pool size")
     batch_pairs: int = Field(32, ge=1, description="(correct, incorrect) pairs per step of the Bradley-Terry loss")
     center_coef: float = Field(0.01, ge=0, description="weight of the squared sum of each pair's scores in the loss, "
                                                        "keeping scores centred on 0")

@@ -18,6 +18,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pvg.config import load_config
+from pvg.game.verifier_train import phase_steps
 from pvgrun import CONFIG, env, overrides, pvg_cmd
 
 ROUND_KEYS = [
@@ -46,11 +48,14 @@ def test_run_folder_and_metrics_schema(finished_run: Path):
     rows = read_metrics(run)
     rounds = [r for r in rows if r["kind"] == "round"]
     assert [r["round"] for r in rounds] == list(range(len(rounds))) and 1 <= len(rounds) <= 2
+    cfg = load_config(run / "config.yaml")
     for r in rounds:
         missing = [k for k in ROUND_KEYS if k not in r]
         assert not missing, missing
         assert 0 <= r["helpful_pass_rate"] <= 1 and 0 <= r["sneaky_incorrect_rate"] <= 1
         assert isinstance(r["exploited"], bool)
+        v = cfg.verifier
+        assert r["verifier_steps"] == phase_steps(r["verifier_pairs"], v.train_steps, v.train_epochs, v.batch_pairs)
     ppo = [r for r in rows if r["kind"] == "ppo"]
     assert ppo, "per-update PPO rows are recorded"
     for r in ppo:

@@ -1,4 +1,5 @@
-"""The pool's Parquet round trip, the verifier's mixture (balanced, equal shares), and the stop rule."""
+"""The pool's Parquet round trip, the verifier's mixture (balanced, equal shares) and phase length, and
+the stop rule."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from pvg.config import GameConfig
 from pvg.game.orchestrator import pool_episodes, stop_reason
 from pvg.game.pool import INITIAL, SCHEMA, PoolRow, file_for, mixture_pairs, read_rounds, write_round
+from pvg.game.verifier_train import phase_steps
 from pvg.data.roles import verifier_text
 from pvg.errors import PvgError
 
@@ -88,6 +90,17 @@ def test_mixture_is_deterministic():
     rows = pool([INITIAL, 0])
     assert mixture_pairs(rows, [INITIAL, 0], 4, "equal", seed=3) == mixture_pairs(rows, [INITIAL, 0], 4, "equal", seed=3)
     assert mixture_pairs(rows, [INITIAL, 0], 4, "equal", seed=3) != mixture_pairs(rows, [INITIAL, 0], 4, "equal", seed=4)
+
+
+@pytest.mark.parametrize("pairs, epochs, expected", [
+    (10000, None, 400),  # unset: the fixed count, whatever the pool
+    (10000, 4.0, 1250),  # 4 * 10000 / 32
+    (3000, 4.0, 400),  # 375 passes would be fewer than train_steps
+    (3201, 4.0, 401),  # 400.125, rounded up
+    (100, 0.5, 400),
+])
+def test_verifier_phase_steps_grow_with_the_pool(pairs, epochs, expected):
+    assert phase_steps(pairs, 400, epochs, 32) == expected
 
 
 def test_verifier_text_joins_question_and_solution():

@@ -57,7 +57,7 @@ def train_judge(run: EvalRun, kind: str, seed: int):
     from pvg.game.models import load_verifier
     from pvg.game.pool import INITIAL, mixture_pairs, read_rounds
     from pvg.data.tokenizer import load_tokenizer
-    from pvg.game.verifier_train import train_verifier
+    from pvg.game.verifier_train import phase_steps, train_verifier
 
     from pvg.game.models import quiet_libraries
 
@@ -72,7 +72,8 @@ def train_judge(run: EvalRun, kind: str, seed: int):
     if not pairs:
         raise PvgError("the initial pool has no problem with both a correct and an incorrect solution to train a judge on")
     model = load_verifier(base, tok.pad_token_id, v.dtype, seed).to(device())
-    train_verifier(model, tok, pairs, steps=v.train_steps, batch_pairs=v.batch_pairs, lr=v.lr,
+    steps = phase_steps(len(pairs), v.train_steps, v.train_epochs, v.batch_pairs)
+    train_verifier(model, tok, pairs, steps=steps, batch_pairs=v.batch_pairs, lr=v.lr,
                    center_coef=v.center_coef, max_length=v.max_length, seed=seed)
     correct = [verifier_text(r.question, r.text) for r in rows if r.correct]
     threshold = statistics.median(score_texts(model, tok, correct, v.max_length)) if correct else 0.0

@@ -261,10 +261,11 @@ class VerifierActor:
         _save_atomic(self.model, self.tok, path)
 
     def train(self, pairs: list[tuple[str, str]], seed: int) -> dict:
-        from pvg.game.verifier_train import Pair, train_verifier
+        from pvg.game.verifier_train import Pair, phase_steps, train_verifier
 
         c = self.cfg
-        return train_verifier(self.model, self.tok, [Pair(a, b) for a, b in pairs], steps=c.train_steps,
+        steps = phase_steps(len(pairs), c.train_steps, c.train_epochs, c.batch_pairs)
+        return train_verifier(self.model, self.tok, [Pair(a, b) for a, b in pairs], steps=steps,
                               batch_pairs=c.batch_pairs, lr=c.lr, center_coef=c.center_coef,
                               max_length=c.max_length, seed=seed)
 

@@ -599,7 +599,8 @@ class Orchestrator:
             "sneaky_mean_tokens": sum(tokens["sneaky"]) / len(tokens["sneaky"]),
             "verifier_phase_s": vstats.get("verifier_phase_s"), "prover_phase_s": pstats.get("prover_phase_s"),
             "verifier_loss": vstats.get("verifier_loss"), "verifier_pair_acc": vstats.get("verifier_pair_acc"),
-            "verifier_pairs": vstats.get("verifier_pairs"), "eval_solutions": len(samples),
+            "verifier_pairs": vstats.get("verifier_pairs"), "verifier_steps": vstats.get("verifier_steps"),
+            "eval_solutions": len(samples),
         }
         return row
 
