@@ -91,6 +91,11 @@ class DataConfig(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig, description="how problems divide into the prover's "
                                                                         "side, the verifier's side and the test set")
 
+    @property
+    def fixed_steps(self) -> dict[str, str]:
+        """The planters' one view of both lists: kind -> the end it is planted nearest."""
+        return {k: "first" for k in self.first_step_kinds} | {k: "last" for k in self.last_step_kinds}
+
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
         if self.min_steps > self.max_steps:

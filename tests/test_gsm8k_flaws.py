@@ -147,10 +147,10 @@ def test_a_fixed_step_kind_goes_at_the_first_or_last_step_it_fits():
     (28/2, 18-14): as a first-step kind, stale_operand lands on the third, as a last-step kind on the
     fourth, every seed."""
     for seed in range(12):
-        f, = planted_flaws(SODA, ["stale_operand"], 1, random.Random(seed), first_step_kinds=["stale_operand"])
+        f, = planted_flaws(SODA, ["stale_operand"], 1, random.Random(seed), {"stale_operand": "first"})
         assert f.flaw.step == 2, f.text
     for seed in range(12):  # as a last-step kind, on the fourth (18-14), every seed
-        f, = planted_flaws(SODA, ["stale_operand"], 1, random.Random(seed), last_step_kinds=["stale_operand"])
+        f, = planted_flaws(SODA, ["stale_operand"], 1, random.Random(seed), {"stale_operand": "last"})
         assert f.flaw.step == 3, f.text
     drawn = {f.flaw.step for seed in range(12) for f in planted_flaws(SODA, ["stale_operand"], 1, random.Random(seed))}
     assert len(drawn) > 1  # at random it goes at more than one step

@@ -243,7 +243,7 @@ def test_a_fixed_step_kind_goes_at_the_first_or_last_step_it_fits(end):
 
     kinds = ["wrong_operation", "misread_quantity", "dropped_step", "stale_operand"]
     fixed = generate(300, seed=0, min_steps=2, max_steps=3, flaws_per_problem=4, flaw_kinds=kinds,
-                     **{f"{end}_step_kinds": ["stale_operand"]})
+                     fixed_steps={"stale_operand": end})
     pick = min if end == "first" else max  # a second one goes at a step further in
     stale = [(p, pick((f for f in p.flawed if f.flaw.kind == "stale_operand"), key=lambda f: f.flaw.step))
              for p in fixed if any(f.flaw.kind == "stale_operand" for f in p.flawed)]
@@ -281,6 +281,11 @@ def test_first_step_kinds_must_be_planted_kinds():
     from pydantic import ValidationError
 
     from pvg.config import DataConfig
+
+    both = DataConfig(flaw_kinds=["wrong_operation", "stale_operand"], first_step_kinds=["wrong_operation"],
+                      last_step_kinds=["stale_operand"])
+    assert both.fixed_steps == {"wrong_operation": "first", "stale_operand": "last"}
+    assert DataConfig().fixed_steps == {}
 
     with pytest.raises(ValidationError, match="first_step_kinds names stale_operand"):
         DataConfig(flaw_kinds=["wrong_operation"], first_step_kinds=["stale_operand"])

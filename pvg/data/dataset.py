@@ -18,8 +18,7 @@ def load_problems(cfg: DataConfig, seed: int) -> list[Problem]:
             max_start=cfg.max_start,
             flaws_per_problem=cfg.flaws_per_problem,
             flaw_kinds=cfg.flaw_kinds,
-            first_step_kinds=cfg.first_step_kinds,
-            last_step_kinds=cfg.last_step_kinds,
+            fixed_steps=cfg.fixed_steps,
             max_operand=cfg.max_operand,
             max_value=cfg.max_value,
         )
@@ -38,5 +37,4 @@ def with_flaws(problems: list[Problem], cfg: DataConfig, seed: int) -> list[Prob
     Not part of loading, since most runs never read them and planting costs a few ms a problem."""
     if cfg.source == "synthetic":
         return problems
-    return with_planted_flaws(problems, cfg.flaw_kinds, cfg.flaws_per_problem, seed, cfg.first_step_kinds,
-                              cfg.last_step_kinds)
+    return with_planted_flaws(problems, cfg.flaw_kinds, cfg.flaws_per_problem, seed, cfg.fixed_steps)

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Sequence
+from typing import Literal, Mapping, Sequence
+
+# kind -> the end of the solution it is planted nearest (data.first_step_kinds, data.last_step_kinds);
+# a kind not named goes at a random step
+FixedSteps = Mapping[str, Literal["first", "last"]]
 
 
 class KindDraw:
@@ -43,16 +47,10 @@ class KindDraw:
 DRAWS_PER_STEP = 32
 
 
-def is_fixed(kind: str, first_step_kinds: Sequence[str], last_step_kinds: Sequence[str]) -> bool:
-    """Whether `kind` goes at a fixed step (first or last it fits), so a step it failed at is tried again."""
-    return kind in first_step_kinds or kind in last_step_kinds
-
-
-def steps_to_try(kind: str, n_steps: int, first_step_kinds: Sequence[str], rng: random.Random,
-                 last_step_kinds: Sequence[str] = ()) -> list[int]:
-    """The steps one try plants `kind` at, in order, until one works: a random step; for a kind of
-    `first_step_kinds` every step from the first, for one of `last_step_kinds` every step from the
-    last (each `DRAWS_PER_STEP` times), so it lands at the first, or the last, step it fits.
+def steps_to_try(kind: str, n_steps: int, rng: random.Random, fixed_steps: FixedSteps | None = None) -> list[int]:
+    """The steps one try plants `kind` at, in order, until one works: a random step; for a kind fixed
+    at "first" every step from the first, at "last" every step from the last (each `DRAWS_PER_STEP`
+    times), so it lands at the first, or the last, step it fits.
 
     Why a fixed place: a tiny prover taught one flaw that may go at either of two steps cannot tell,
     at the second, whether it already planted one, and writes the reference instead (the warm-started
@@ -62,8 +60,8 @@ def steps_to_try(kind: str, n_steps: int, first_step_kinds: Sequence[str], rng: 
     off by default (docs/results.md#the-flaw-at-its-last-step-three-seeds).
     A random step draws exactly as before, so problems without fixed-step kinds do not change.
     """
-    if kind in first_step_kinds:
-        return [k for k in range(n_steps) for _ in range(DRAWS_PER_STEP)]
-    if kind in last_step_kinds:
-        return [k for k in reversed(range(n_steps)) for _ in range(DRAWS_PER_STEP)]
-    return [rng.randrange(n_steps)]
+    end = (fixed_steps or {}).get(kind)
+    if end is None:
+        return [rng.randrange(n_steps)]
+    order = range(n_steps) if end == "first" else reversed(range(n_steps))
+    return [k for k in order for _ in range(DRAWS_PER_STEP)]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Sequence
 
-from pvg.data.flaw_draw import KindDraw, is_fixed, steps_to_try
+from pvg.data.flaw_draw import FixedSteps, KindDraw, steps_to_try
 from pvg.data.problems import Flaw, FlawedSolution, Problem
 
 ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>=]+)>>")
@@ -275,8 +275,7 @@ def _swap_visible_op(segment: str, old: str, new: str) -> str:
 
 
 def planted_flaws(problem: Problem, kinds: Sequence[str], count: int, rng: random.Random,
-                  first_step_kinds: Sequence[str] = (),
-                  last_step_kinds: Sequence[str] = ()) -> tuple[FlawedSolution, ...]:
+                  fixed_steps: FixedSteps | None = None) -> tuple[FlawedSolution, ...]:
     """Up to `count` distinct flawed solutions of one GSM8K problem, drawn as synth draws them."""
     calcs = read_program(problem.reference or "")
     if calcs is None:
@@ -288,14 +287,14 @@ def planted_flaws(problem: Problem, kinds: Sequence[str], count: int, rng: rando
         if len(out) == count or (kind := draw.next()) is None:
             break
         f = None
-        for k in steps_to_try(kind, len(calcs), first_step_kinds, rng, last_step_kinds):
+        for k in steps_to_try(kind, len(calcs), rng, fixed_steps):
             if (kind, k) in seen:
                 continue
             f = plant(problem, kind, k, rng, calcs)
             if f is not None and all(f.text != g.text for g in out):
                 break
             f = None
-            if not is_fixed(kind, first_step_kinds, last_step_kinds):  # a failed random step is not drawn again; a fixed one is, up to its draws
+            if kind not in (fixed_steps or {}):  # a failed random step is not drawn again; a fixed one is, up to its draws
                 seen.add((kind, k))
         draw.record(kind, f is not None)
         if f is not None:
@@ -305,8 +304,7 @@ def planted_flaws(problem: Problem, kinds: Sequence[str], count: int, rng: rando
 
 
 def with_planted_flaws(problems: Sequence[Problem], kinds: Sequence[str], count: int, seed: int,
-                       first_step_kinds: Sequence[str] = (),
-                       last_step_kinds: Sequence[str] = ()) -> list[Problem]:
+                       fixed_steps: FixedSteps | None = None) -> list[Problem]:
     """Every problem that has none yet gets its planted flaws; seeded by the problem's id, so a problem
     gets the same flaws whatever else the file holds."""
     out = []
@@ -315,5 +313,5 @@ def with_planted_flaws(problems: Sequence[Problem], kinds: Sequence[str], count:
             out.append(p)
             continue
         rng = random.Random(f"{seed}:{p.id}")
-        out.append(replace(p, flawed=planted_flaws(p, kinds, count, rng, first_step_kinds, last_step_kinds)))
+        out.append(replace(p, flawed=planted_flaws(p, kinds, count, rng, fixed_steps)))
     return out

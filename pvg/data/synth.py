@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from pvg.data.flaw_draw import KindDraw, steps_to_try
+from pvg.data.flaw_draw import FixedSteps, KindDraw, steps_to_try
 from pvg.data.problems import Difficulty, Flaw, FlawedSolution, Problem, stable_id
 
 FLAW_KINDS = ("arithmetic_slip", "wrong_operation", "misread_quantity", "dropped_step", "stale_value", "miscopied_answer",
@@ -268,7 +268,7 @@ def plant_flaw(steps: list[Step], kind: str, k: int, rng: random.Random) -> Plan
 
 def flawed_solutions(
     steps: list[Step], answer: int, kinds: Sequence[str], count: int, rng: random.Random,
-    first_step_kinds: Sequence[str] = (), last_step_kinds: Sequence[str] = (),
+    fixed_steps: FixedSteps | None = None,
 ) -> list[FlawedSolution]:
     out: list[FlawedSolution] = []
     seen: set[tuple[str, int]] = set()
@@ -277,7 +277,7 @@ def flawed_solutions(
         if len(out) == count or (kind := draw.next()) is None:
             break
         made = None
-        for k in steps_to_try(kind, len(steps), first_step_kinds, rng, last_step_kinds):
+        for k in steps_to_try(kind, len(steps), rng, fixed_steps):
             if (kind, k) not in seen and (made := _flawed(steps, answer, kind, k, rng, out)) is not None:
                 break
         draw.record(kind, made is not None)
@@ -312,11 +312,10 @@ def generate(
     max_operand: int = 20,
     max_value: int = 200,
     flaw_kinds: Sequence[str] = DEFAULT_FLAW_KINDS,
-    first_step_kinds: Sequence[str] = (),
-    last_step_kinds: Sequence[str] = (),
+    fixed_steps: FixedSteps | None = None,
 ) -> list[Problem]:
     """`n` distinct problems, each with `flaws_per_problem` flawed solutions (fewer only if impossible);
-    the kinds of `first_step_kinds` (`last_step_kinds`) at the first (last) step they fit (`steps_to_try`)."""
+    the kinds of `fixed_steps` at the first or last step they fit (`steps_to_try`)."""
     rng = random.Random(seed)
     problems: list[Problem] = []
     seen: set[str] = set()
@@ -332,8 +331,7 @@ def generate(
         values = execute(steps)
         if values is None or question in seen:
             continue
-        flawed = flawed_solutions(steps, values[-1], flaw_kinds, flaws_per_problem, rng, first_step_kinds,
-                                   last_step_kinds)
+        flawed = flawed_solutions(steps, values[-1], flaw_kinds, flaws_per_problem, rng, fixed_steps)
         if not flawed:
             continue
         seen.add(question)
