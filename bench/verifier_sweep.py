@@ -7,6 +7,7 @@ each without replaying the game:
     python bench/verifier_sweep.py runs/tiny --train initial --eval 0
     python bench/verifier_sweep.py runs/tiny --train initial --eval 0 --base-lm correct:600
     python bench/verifier_sweep.py runs/tiny --train initial --eval 0 --tiny 64,4,4,128 --steps 600
+    python bench/verifier_sweep.py runs/tiny --train initial,0,1,2 --eval 3 --epochs 4   # round 3's phase, 4 passes
     python bench/verifier_sweep.py runs/tiny --train initial,0,1,2,3 --eval 4 --numbers whole \
         --base-lm all:1000 --dense 5000 --seed 2      # a whole warm start of the verifier, then a round
 
@@ -40,7 +41,7 @@ from pvg.data.roles import verifier_text  # noqa: E402
 from pvg.game.sft import Example, encode, train_lm  # noqa: E402
 from pvg.data.solution_check import error_kind  # noqa: E402
 from pvg.data.tokenizer import load_tokenizer, train_tokenizer  # noqa: E402
-from pvg.game.verifier_train import Pair, score_texts, train_verifier, train_verifier_tokens  # noqa: E402
+from pvg.game.verifier_train import Pair, phase_steps, score_texts, train_verifier, train_verifier_tokens  # noqa: E402
 from pvg.game.warmstart import corpus_texts, flaw_token_labels, run_warmstart  # noqa: E402
 
 
@@ -77,6 +78,8 @@ def main() -> None:
     ap.add_argument("--train", default="initial", help="pool rounds to train on, comma-separated (initial,0,1)")
     ap.add_argument("--eval", default="0", help="pool round to evaluate on (fresh problems only)")
     ap.add_argument("--steps", type=int, help="verifier train steps (default: the run's verifier.train_steps)")
+    ap.add_argument("--epochs", type=float,
+                    help="at least this many passes over the pairs, as verifier.train_epochs (default: the run's)")
     ap.add_argument("--batch-pairs", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--per-problem", type=int, help="solutions per problem (default: the run's)")
@@ -145,7 +148,10 @@ def main() -> None:
         pre = train_verifier(model, tok, synthetic, steps=args.pretrain, batch_pairs=vc.batch_pairs, lr=vc.lr,
                              center_coef=vc.center_coef, max_length=vc.max_length, seed=args.seed + 7)
         print(f"pretrained on {len(synthetic)} generator pairs: pair acc {pre['verifier_pair_acc']:.2f}", flush=True)
-    stats = train_verifier(model, tok, pairs, steps=args.steps or vc.train_steps, batch_pairs=args.batch_pairs or vc.batch_pairs,
+    batch_pairs = args.batch_pairs or vc.batch_pairs
+    steps = phase_steps(len(pairs), args.steps or vc.train_steps, vc.train_epochs if args.epochs is None else args.epochs,
+                        batch_pairs)
+    stats = train_verifier(model, tok, pairs, steps=steps, batch_pairs=batch_pairs,
                            lr=args.lr or vc.lr, center_coef=vc.center_coef, max_length=vc.max_length, seed=args.seed)
     train_s = time.time() - t0
     scores = score_texts(model, tok, [verifier_text(r.question, r.text) for r in fresh], vc.max_length)
@@ -159,7 +165,7 @@ def main() -> None:
     result = {
         "run": str(args.run), "train": args.train, "eval": args.eval, "label": args.label,
         "base": str(base), "tiny": tiny.model_dump(), "params": num_params(model),
-        "steps": args.steps or vc.train_steps, "batch_pairs": args.batch_pairs or vc.batch_pairs, "lr": args.lr or vc.lr,
+        "steps": steps, "batch_pairs": batch_pairs, "lr": args.lr or vc.lr,
         "seed": args.seed, "pretrain": args.pretrain, "dense": args.dense, "dense_batch": args.dense_batch, "pairs": len(pairs), "train_pair_acc": stats["verifier_pair_acc"], "train_s": round(train_s, 1),
         "eval_solutions": len(fresh), "auroc": auc_vs(None),
         "auroc_arithmetic": auc_vs("arithmetic"), "auroc_structural": auc_vs("structural"),
